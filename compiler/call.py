@@ -1,0 +1,119 @@
+"""The calling convention: `CompiledProgram` checks numpy inputs and calls native code.
+
+Owns input validation, output/temp allocation and the pointer array passed to
+`void @name(ptr buffers)`. Imports numpy, ctypes and `.program` only; the
+session that keeps the code alive is held as an opaque reference.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+import numpy as np
+
+from .program import KernelProgram
+
+_ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def _data_pointer_reader() -> Callable[[np.ndarray], int]:
+    """Fastest correct way to read an array's data pointer.
+
+    `arr.ctypes.data` costs about 1 us; reading the `data` field that follows
+    the object header of a PyArrayObject costs about 0.1 us. The field offset
+    is verified against numpy's own answer; if it ever disagrees, fall back.
+    """
+    offset = object.__basicsize__
+    read = ctypes.c_void_p.from_address
+    probes = [np.zeros(3), np.arange(10.0)[2::3], np.empty((2, 3), np.float32).T, np.zeros(0)]
+    if all((read(id(a) + offset).value or 0) == a.ctypes.data for a in probes):
+        return lambda a: read(id(a) + offset).value or 0
+    return lambda a: a.ctypes.data
+
+
+data_pointer = _data_pointer_reader()
+
+
+class CompiledProgram:
+    """A compiled KernelProgram: `outputs = compiled([input arrays])`.
+
+    Inputs are the arrays for the program's "input" buffers, in program order;
+    each must be a C-contiguous, aligned numpy array whose dtype equals the
+    buffer's and whose size equals the buffer's (its shape is not looked at).
+    Returns new flat 1-d arrays, one per "output" buffer, in program order.
+    """
+
+    def __init__(
+        self,
+        program: KernelProgram,
+        address: int,
+        llvm_ir: str,
+        optimized_ir: str,
+        compile_seconds: float,
+        session: Any,
+        name: str = "kernel",
+    ) -> None:
+        self.program = program
+        self.name = name
+        self.llvm_ir = llvm_ir
+        self.optimized_ir = optimized_ir
+        self.compile_seconds = compile_seconds
+        self._session = session  # owns the engine holding our code: keep it alive
+        self._asm: str | None = None
+        self._entry = _ENTRY(address)
+        self._pointers = ctypes.c_void_p * len(program.buffers)
+        buffers = list(enumerate(program.buffers))
+        self._inputs = [(k, np.dtype(b.dtype), b.size) for k, b in buffers if b.kind == "input"]
+        self._allocated = [
+            (k, np.dtype(b.dtype), b.size, b.kind == "output")
+            for k, b in buffers
+            if b.kind != "input"
+        ]
+
+    @property
+    def asm(self) -> str:
+        """Host assembly of the optimised code (generated on first access)."""
+        if self._asm is None:
+            self._asm = self._session.assembly(self.optimized_ir)
+        return self._asm
+
+    def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if len(inputs) != len(self._inputs):
+            raise TypeError(f"{self.name}: expected {len(self._inputs)} inputs, got {len(inputs)}")
+        pointers = self._pointers()
+        for position, (array, (k, dtype, size)) in enumerate(zip(inputs, self._inputs)):
+            if not (
+                isinstance(array, np.ndarray)
+                and array.dtype == dtype
+                and array.size == size
+                and (flags := array.flags).c_contiguous
+                and flags.aligned
+            ):
+                self._refuse(position, array, dtype, size)
+            pointers[k] = data_pointer(array)
+        outputs, temps = [], []  # temps are listed only to outlive the native call
+        for k, dtype, size, is_output in self._allocated:
+            array = np.zeros(size, dtype)  # Fill steps do the real initialisation
+            pointers[k] = data_pointer(array)
+            (outputs if is_output else temps).append(array)
+        self._entry(pointers)
+        return outputs
+
+    def _refuse(self, position: int, array: Any, dtype: np.dtype, size: int) -> NoReturn:
+        """Raise the error that says why `array` cannot be input `position`."""
+        if not isinstance(array, np.ndarray):
+            error, got = TypeError, f"got {type(array).__name__}"
+        elif array.dtype != dtype:
+            error, got = TypeError, f"got dtype {array.dtype}"
+        elif array.size != size:
+            error, got = ValueError, f"got shape {array.shape}"
+        else:
+            error, got = ValueError, "got a non-contiguous or unaligned array"
+        expected = f"a C-contiguous, aligned {dtype} array of {size} elements"
+        raise error(f"{self.name}: input {position}: expected {expected}, {got}")
+
+    def __repr__(self) -> str:
+        n_in, n_out = len(self._inputs), len(self._allocated)
+        return f"<CompiledProgram {self.name}: {n_in} inputs, {n_out} outputs/temps>"
