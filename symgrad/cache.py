@@ -1,0 +1,75 @@
+"""The code cache: compiled gradient plans keyed by graph structure, shapes and dtypes.
+
+Owns the JIT session (created on first compile) and the statistics that
+`symgrad.cache_info()` reports. Imports the back end and the front-end
+pipeline stages (differentiate, rules, lower).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("symgrad")
+
+
+@dataclass
+class CacheStats:
+    compiles: int = 0
+    hits: int = 0
+    misses: int = 0
+    compile_seconds: float = 0.0
+
+
+@dataclass
+class CodeCache:
+    """Maps a structural key to whatever `build` made for it, compiling at most once per key."""
+
+    entries: dict[Hashable, Any] = field(default_factory=dict)
+    stats: CacheStats = field(default_factory=CacheStats)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _session: Any = None
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            from .compiler import JitSession
+
+            self._session = JitSession()
+        return self._session
+
+    def get_or_build(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        with self._lock:
+            entry = self.entries.get(key)
+            if entry is not None:
+                self.stats.hits += 1
+                return entry
+            self.stats.misses += 1
+            start = time.perf_counter()
+            entry = build()
+            elapsed = time.perf_counter() - start
+            self.stats.compiles += 1
+            self.stats.compile_seconds += elapsed
+            log.debug("compiled a new specialisation in %.1f ms", elapsed * 1e3)
+            self.entries[key] = entry
+            return entry
+
+    def peek(self, key: Hashable) -> Any:
+        return self.entries.get(key)
+
+    def info(self) -> dict[str, Any]:
+        s = self.stats
+        return {"compiles": s.compiles, "hits": s.hits, "misses": s.misses,
+                "entries": len(self.entries), "compile_seconds": s.compile_seconds}  # fmt: skip
+
+    def clear(self) -> None:
+        with self._lock:
+            self.entries.clear()
+            self.stats = CacheStats()
+
+
+DEFAULT_CACHE = CodeCache()

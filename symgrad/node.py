@@ -1,0 +1,128 @@
+"""Immutable, hash-consed expression nodes: the DAG every other stage works on.
+
+A node is `(op, inputs, attrs, shape, dtype)`; building an equal node twice
+returns the same object, so equality is identity and CSE is free. Leaves carry
+a non-structural payload (what binds them to a value). Imports numpy only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import weakref
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+Shape = tuple[int, ...]
+
+_table: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
+_lock = threading.Lock()
+_uids = itertools.count()
+
+
+def _attr_key(a: Any) -> Any:
+    # -0.0 == 0.0 and nan != nan, so floats are interned by their bits.
+    return ("f", a.hex()) if isinstance(a, float) else a
+
+
+class Node:
+    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "payload", "_hash", "__weakref__")
+
+    op: str
+    inputs: tuple[Node, ...]
+    attrs: tuple
+    shape: Shape
+    dtype: str
+    payload: Any
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"%{id(i) & 0xFFFF:x}" for i in self.inputs)
+        return f"<Node {self.op}({args}) attrs={self.attrs} {self.shape} {self.dtype}>"
+
+
+def make(op: str, inputs: Sequence[Node], attrs: tuple, shape: Shape, dtype: str) -> Node:
+    """The interned node with these fields (created on first request)."""
+    inputs = tuple(inputs)
+    key = (op, inputs, tuple(_attr_key(a) for a in attrs), tuple(shape), dtype)
+    with _lock:
+        node = _table.get(key)
+        if node is None:
+            node = Node.__new__(Node)
+            node.op, node.inputs, node.attrs = op, inputs, tuple(attrs)
+            node.shape, node.dtype, node.payload = tuple(shape), dtype, None
+            node._hash = hash(key)
+            _table[key] = node
+    return node
+
+
+def leaf(shape: Shape, dtype: str, payload: Any) -> Node:
+    """A fresh input of the graph; `payload` says where its value comes from."""
+    node = make("leaf", (), (next(_uids),), shape, dtype)
+    node.payload = payload
+    return node
+
+
+def const(value: float, dtype: str) -> Node:
+    """A 0-d constant, rounded to `dtype` (a Python number is weakly typed, as in torch)."""
+    return make("const", (), (float(np.dtype(dtype).type(value)),), (), dtype)
+
+
+def const_value(node: Node) -> float | None:
+    return node.attrs[0] if node.op == "const" else None
+
+
+def topo_order(roots: Iterable[Node]) -> list[Node]:
+    """Every node reachable from `roots`, inputs before their users (iterative DFS)."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    for root in roots:
+        if id(root) in seen:
+            continue
+        stack: list[tuple[Node, int]] = [(root, 0)]
+        seen.add(id(root))
+        while stack:
+            node, i = stack.pop()
+            if i < len(node.inputs):
+                stack.append((node, i + 1))
+                child = node.inputs[i]
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    stack.append((child, 0))
+            else:
+                order.append(node)
+    return order
+
+
+def structure_key(roots: Sequence[Node], leaf_role: Any = None) -> tuple[tuple, list[Node]]:
+    """A hashable key for the graph's structure with leaves numbered by first use.
+
+    Two graphs that differ only in which leaves they read (and the values
+    behind them) get the same key. Returns the key and the leaves in that order.
+    `leaf_role(leaf)` adds per-leaf facts (e.g. "requires grad") to the key.
+    """
+    order = topo_order(roots)
+    position = {id(n): i for i, n in enumerate(order)}
+    leaves = [n for n in order if n.op == "leaf"]
+    entries = []
+    for n in order:
+        if n.op == "leaf":
+            role = leaf_role(n) if leaf_role else None
+            entries.append(("leaf", role, n.shape, n.dtype))
+        else:
+            ins = tuple(position[id(i)] for i in n.inputs)
+            entries.append((n.op, ins, tuple(_attr_key(a) for a in n.attrs), n.shape, n.dtype))
+    roots_at = tuple(position[id(r)] for r in roots)
+    return (tuple(entries), roots_at), leaves

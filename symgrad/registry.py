@@ -1,0 +1,65 @@
+"""The primitive registry: one record per primitive, and `apply` to build its node.
+
+A `Primitive` holds everything about an op in one place: shape rule, numpy
+evaluation, derivative (vjp), printer, and what the lowering needs. Records are
+added by `elementwise.py` and `structural.py`. Imports node.py only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .node import Node, Shape, make
+
+# vjp(g, out) -> one cotangent per input of `out`, or None for "no dependency".
+Vjp = Callable[[Node, Node], tuple["Node | None", ...]]
+
+
+@dataclass(frozen=True)
+class Primitive:
+    name: str
+    arity: int
+    kind: str  # "elementwise" | "reduce" | "view" | "setitem"
+    shape_rule: Callable[..., Shape]  # (attrs, *input shapes) -> shape
+    evaluate: Callable[..., np.ndarray]  # (attrs, *input arrays) -> array
+    vjp: Vjp | None  # None: not differentiable (gradient zero almost everywhere)
+    to_sympy: Callable[..., Any]  # (node, *sympy args) -> sympy expression
+    attr_names: tuple[str, ...] = ()
+    expr: Any = None  # elementwise: the defining sympy expression
+    opcode: str | None = None  # elementwise: the kernel opcode, if it is one
+    domain: tuple[float, float] = (-2.0, 2.0)  # where tests sample inputs (smooth there)
+    examples: tuple[dict, ...] = field(default=())  # {"shapes": [...], **attrs} for tests
+
+
+REGISTRY: dict[str, Primitive] = {}
+
+
+def register(prim: Primitive) -> Primitive:
+    if prim.name in REGISTRY:
+        raise ValueError(f"primitive {prim.name!r} registered twice")
+    REGISTRY[prim.name] = prim
+    return prim
+
+
+def result_dtype(inputs: tuple[Node, ...]) -> str:
+    """Constants are weakly typed; otherwise the widest float among the inputs."""
+    typed = [i.dtype for i in inputs if i.op != "const"] or [i.dtype for i in inputs]
+    return "float64" if "float64" in typed else typed[0]
+
+
+def apply(name: str, *inputs: Node, **attrs: Any) -> Node:
+    """The node `name(*inputs, **attrs)`, with its shape and dtype inferred."""
+    prim = REGISTRY[name]
+    if len(inputs) != prim.arity:
+        raise TypeError(f"{name} takes {prim.arity} inputs, got {len(inputs)}")
+    attr_tuple = tuple(attrs[a] for a in prim.attr_names)
+    shape = prim.shape_rule(attr_tuple, *(i.shape for i in inputs))
+    return make(name, inputs, attr_tuple, shape, result_dtype(inputs))
+
+
+def attrs_of(node: Node) -> dict[str, Any]:
+    return dict(zip(REGISTRY[node.op].attr_names, node.attrs))

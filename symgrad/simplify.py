@@ -1,0 +1,138 @@
+"""The rewrite engine: applies the rule tables of rules.py to a DAG, bottom-up.
+
+A rule is data: a pattern, a replacement, and an optional guard. Patterns are
+nested tuples `(op, *args)`; a name binds any node (the same name twice must
+bind the same node), a name starting with `c` binds only a constant, a number
+matches a constant of that value. Replacements are a name, a number, a nested
+`(op, *args)` tuple, a `Fold` of bound constants, or a function of the bindings.
+Imports node.py and registry.py.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .node import Node, const, topo_order
+from .registry import REGISTRY, apply
+
+Pattern = Any
+Bindings = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A constant computed from bound constants, in the node's dtype: `Fold(lambda c1, c2: c1*c2)`."""
+
+    fn: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    pattern: Pattern
+    replacement: Any
+    when: Callable[[Bindings, Node], bool] | None = None
+
+
+@dataclass
+class RewriteStats:
+    fired: Counter = field(default_factory=Counter)
+    nodes_before: int = 0
+    nodes_after: int = 0
+
+
+def match(pattern: Pattern, node: Node, b: Bindings) -> bool:
+    if isinstance(pattern, str):
+        if pattern.startswith("c") and node.op != "const":
+            return False
+        if pattern in b:
+            return b[pattern] is node
+        b[pattern] = node
+        return True
+    if isinstance(pattern, (int, float)):
+        return node.op == "const" and node.attrs[0] == pattern
+    op, *args = pattern
+    if node.op != op or len(node.inputs) != len(args):
+        return False
+    return all(match(p, i, b) for p, i in zip(args, node.inputs))
+
+
+def build(template: Any, b: Bindings, like: Node, rewrite: Callable[[Node], Node]) -> Node:
+    if isinstance(template, str):
+        return b[template]
+    if isinstance(template, (int, float)):
+        return const(template, like.dtype)
+    if isinstance(template, Fold):
+        names = template.fn.__code__.co_varnames[: template.fn.__code__.co_argcount]
+        dt = np.dtype(like.dtype).type
+        with np.errstate(all="ignore"):
+            value = template.fn(*(dt(b[n].attrs[0]) for n in names))
+        return const(float(value), like.dtype)
+    if callable(template):
+        return template(b, like)
+    op, *args = template
+    return rewrite(apply(op, *(build(a, b, like, rewrite) for a in args)))
+
+
+class Rewriter:
+    """Applies passes (node -> node | None) and rules at every node until nothing fires."""
+
+    def __init__(self, passes: Sequence[tuple[str, Callable]], rules: Sequence[Rule]) -> None:
+        self.passes = list(passes)
+        self.rules_by_op: dict[str, list[Rule]] = {}
+        for rule in rules:
+            self.rules_by_op.setdefault(rule.pattern[0], []).append(rule)
+        self.stats = RewriteStats()
+
+    def run(self, roots: Sequence[Node]) -> list[Node]:
+        self.stats.nodes_before += len(topo_order(roots))
+        memo: dict[int, Node] = {}
+        for node in topo_order(roots):
+            if node.inputs:
+                inputs = tuple(memo[id(i)] for i in node.inputs)
+                if any(a is not b for a, b in zip(inputs, node.inputs)):
+                    node_ = apply(node.op, *inputs, **dict(zip(REGISTRY[node.op].attr_names, node.attrs)))
+                else:
+                    node_ = node
+                memo[id(node)] = self.rewrite(node_)
+            else:
+                memo[id(node)] = node
+        result = [memo[id(r)] for r in roots]
+        self.stats.nodes_after += len(topo_order(result))
+        return result
+
+    def rewrite(self, node: Node) -> Node:
+        for _ in range(64):  # a bound, in case two rules undo each other
+            new = self._step(node)
+            if new is None:
+                return node
+            node = new
+        return node
+
+    def _step(self, node: Node) -> Node | None:
+        if not node.inputs:  # leaves and constants
+            return None
+        for name, fn in self.passes:
+            new = fn(node)
+            if new is not None and new is not node:
+                return self._accept(name, node, new)
+        for rule in self.rules_by_op.get(node.op, ()):
+            b: Bindings = {}
+            if match(rule.pattern, node, b) and (rule.when is None or rule.when(b, node)):
+                new = build(rule.replacement, b, node, self.rewrite)
+                if new is not node:
+                    return self._accept(rule.name, node, new)
+        return None
+
+    def _accept(self, name: str, old: Node, new: Node) -> Node:
+        if new.dtype != old.dtype:
+            raise AssertionError(f"rewrite {name} changed dtype {old.dtype} -> {new.dtype}")
+        if new.shape != old.shape:
+            new = apply("broadcast_to", new, shape=old.shape)
+        self.stats.fired[name] += 1
+        return new

@@ -1,0 +1,176 @@
+"""Structural primitives: reductions, broadcasting, reshapes, basic indexing.
+
+Index specs are normalised tuples with one entry per input dimension: an int
+selects (and drops the dimension), `(start, step, length)` slices. Printers
+show these ops at the tensor level. Imports registry.py and node.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from .elementwise import broadcast_shapes
+from .node import Node, Shape, const
+from .registry import Primitive, apply, register
+
+Spec = tuple  # tuple[int | tuple[int, int, int], ...]
+
+
+class Reduce(sympy.Function):
+    """`sum(x)` / `sum(x, dim=(0,))` in printed formulas."""
+
+    def _sympystr(self, printer) -> str:
+        arg, dims = self.args
+        name = self.__class__.__name__.lower()
+        extra = "" if dims == sympy.S.true else f", dim={dims}"
+        return f"{name}({printer.doprint(arg)}{extra})"
+
+
+class Subscript(sympy.Function):
+    """`x[0, 1:3]` in printed formulas; the index is carried as a symbol's name."""
+
+    def _sympystr(self, printer) -> str:
+        arg, index = self.args
+        text = printer.parenthesize(arg, 1000) if not arg.is_Atom else printer.doprint(arg)
+        return f"{text}[{index.name}]"
+
+
+class Setitem(sympy.Function):
+    def _sympystr(self, printer) -> str:
+        base, value, index = self.args
+        return f"setitem({printer.doprint(base)}, [{index.name}], {printer.doprint(value)})"
+
+
+def spec_to_numpy(spec: Spec) -> tuple:
+    return tuple(
+        e if isinstance(e, int) else slice(e[0], e[0] + e[1] * e[2], e[1]) for e in spec
+    )
+
+
+def spec_to_str(spec: Spec) -> str:
+    parts = []
+    for e in spec:
+        if isinstance(e, int):
+            parts.append(str(e))
+        else:
+            start, step, length = e
+            stop = start + step * length
+            parts.append(f"{start}:{stop}" + (f":{step}" if step != 1 else ""))
+    return ", ".join(parts)
+
+
+def spec_shape(spec: Spec) -> Shape:
+    return tuple(e[2] for e in spec if not isinstance(e, int))
+
+
+def keepdims_shape(shape: Shape, axes: tuple[int, ...]) -> Shape:
+    return tuple(1 if d in axes else n for d, n in enumerate(shape))
+
+
+def zeros(shape: Shape, dtype: str) -> Node:
+    return apply("broadcast_to", const(0, dtype), shape=tuple(shape))
+
+
+def _sum_shape(attrs: tuple, shape: Shape) -> Shape:
+    axes, keepdims = attrs
+    if keepdims:
+        return keepdims_shape(shape, axes)
+    return tuple(n for d, n in enumerate(shape) if d not in axes)
+
+
+def _sum_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
+    (x,) = out.inputs
+    axes, keepdims = out.attrs
+    kept = g if keepdims else apply("reshape", g, shape=keepdims_shape(x.shape, axes))
+    return (apply("broadcast_to", kept, shape=x.shape),)
+
+
+def _reshape_shape(attrs: tuple, shape: Shape) -> Shape:
+    (new,) = attrs
+    if int(np.prod(new, dtype=np.int64)) != int(np.prod(shape, dtype=np.int64)):
+        raise ValueError(f"shape '{list(new)}' is invalid for input of size {np.prod(shape)}")
+    return tuple(new)
+
+
+def _broadcast_shape(attrs: tuple, shape: Shape) -> Shape:
+    (target,) = attrs
+    if broadcast_shapes(shape, target) != tuple(target):
+        raise ValueError(f"cannot broadcast shape {list(shape)} to {list(target)}")
+    return tuple(target)
+
+
+def _setitem_shape(attrs: tuple, base: Shape, value: Shape) -> Shape:
+    region = spec_shape(attrs[0])
+    if broadcast_shapes(value, region) != region:
+        raise ValueError(f"shape mismatch: value of shape {list(value)} cannot be "
+                         f"broadcast to indexing result of shape {list(region)}")  # fmt: skip
+    return base
+
+
+def _setitem_eval(attrs: tuple, base: np.ndarray, value: np.ndarray) -> np.ndarray:
+    out = base.copy()
+    out[spec_to_numpy(attrs[0])] = value
+    return out
+
+
+def _dims(node: Node) -> sympy.Basic:
+    axes = node.attrs[0]
+    return sympy.S.true if len(axes) == node.inputs[0].ndim else sympy.Tuple(*axes)
+
+
+def _index_name(spec: Spec) -> sympy.Symbol:
+    return sympy.Symbol(spec_to_str(spec))
+
+
+register(Primitive(
+    name="sum", arity=1, kind="reduce", attr_names=("axes", "keepdims"),
+    shape_rule=_sum_shape,
+    evaluate=lambda a, x: np.asarray(np.sum(x, axis=a[0], keepdims=a[1])),
+    vjp=_sum_vjp,
+    examples=({"shapes": [(3, 4)], "axes": (0, 1), "keepdims": False},
+              {"shapes": [(3, 4)], "axes": (1,), "keepdims": True},
+              {"shapes": [(2, 3, 4)], "axes": (0, 2), "keepdims": False}),
+    to_sympy=lambda n, x: Reduce(x, _dims(n)),
+))  # fmt: skip
+
+register(Primitive(
+    name="broadcast_to", arity=1, kind="view", attr_names=("shape",),
+    shape_rule=_broadcast_shape,
+    evaluate=lambda a, x: np.broadcast_to(x, a[0]),
+    vjp=lambda g, out: (g,),  # the driver sums the broadcast dimensions back
+    examples=({"shapes": [(3, 1)], "shape": (2, 3, 4)}, {"shapes": [()], "shape": (2, 2)}),
+    to_sympy=lambda n, x: x,
+))  # fmt: skip
+
+register(Primitive(
+    name="reshape", arity=1, kind="view", attr_names=("shape",),
+    shape_rule=_reshape_shape,
+    evaluate=lambda a, x: np.reshape(x, a[0]),
+    vjp=lambda g, out: (apply("reshape", g, shape=out.inputs[0].shape),),
+    examples=({"shapes": [(3, 4)], "shape": (2, 6)}, {"shapes": [(3, 4)], "shape": (1, 3, 1, 4)}),
+    to_sympy=lambda n, x: x,
+))  # fmt: skip
+
+register(Primitive(
+    name="index", arity=1, kind="view", attr_names=("spec",),
+    shape_rule=lambda a, shape: spec_shape(a[0]),
+    evaluate=lambda a, x: np.asarray(x[spec_to_numpy(a[0])]),
+    # d x[i] -> scatter the cotangent into zeros of x's shape
+    vjp=lambda g, out: (apply("setitem", zeros(out.inputs[0].shape, g.dtype), g,
+                              spec=out.attrs[0]),),
+    to_sympy=lambda n, x: Subscript(x, _index_name(n.attrs[0])),
+    examples=({"shapes": [(4, 5)], "spec": (1, (0, 2, 3))}, {"shapes": [(4, 5)], "spec": ((1, 1, 2), 3)}),
+))  # fmt: skip
+
+register(Primitive(
+    name="setitem", arity=2, kind="setitem", attr_names=("spec",),
+    shape_rule=_setitem_shape,
+    evaluate=_setitem_eval,
+    # the base loses the overwritten region; the value receives it
+    vjp=lambda g, out: (apply("setitem", g, const(0, g.dtype), spec=out.attrs[0]),
+                        apply("index", g, spec=out.attrs[0])),
+    to_sympy=lambda n, base, value: Setitem(base, value, _index_name(n.attrs[0])),
+    examples=({"shapes": [(4, 5), (2,)], "spec": (1, (1, 2, 2))},
+              {"shapes": [(4, 5), ()], "spec": ((0, 3, 2), (1, 1, 3))}),
+))  # fmt: skip

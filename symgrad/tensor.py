@@ -1,0 +1,257 @@
+"""The eager Tensor: a numpy value, its autograd state, and its node in the DAG.
+
+Forward values are computed eagerly with numpy; a tensor that requires grad
+also carries the DAG node of its value in terms of the graph's leaves, which
+`backward()` differentiates and compiles. Operators dispatch to ops.py.
+Imports autograd, dtypes, node, gradient, printing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from . import dtypes
+from .autograd import AccumulateGrad, GradFn, is_grad_enabled
+from .gradient import ParamSlot, ValueSlot, gradients
+from .node import Node, leaf
+from .printing import tensor_repr
+
+
+class Size(tuple):
+    def __repr__(self) -> str:
+        return f"torch.Size({list(self)})"
+
+    def numel(self) -> int:
+        return int(np.prod(self, dtype=np.int64))
+
+
+class Storage:
+    """What views of one array share: the version counter bumped by in-place writes."""
+
+    __slots__ = ("version",)
+
+    def __init__(self) -> None:
+        self.version = 0
+
+
+_NON_LEAF_GRAD = (
+    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+    "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
+    "field to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. "
+    "If you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor "
+    "instead. See github.com/pytorch/pytorch/pull/30531 for more informations."
+)
+
+
+class Tensor:
+    __slots__ = ("_value", "_storage", "_node", "_grad_fn", "_grad", "_accumulator",
+                 "_value_leaf", "__weakref__")  # fmt: skip
+
+    def __init__(self, *data: Any) -> None:
+        from .creation import legacy_constructor_value
+
+        self._init(legacy_constructor_value(data, dtypes.DEFAULT_FLOAT))
+
+    def _init(self, value: np.ndarray, storage: Storage | None = None) -> None:
+        self._value = value
+        self._storage = storage if storage is not None else Storage()
+        self._node: Node | None = None
+        self._grad_fn: GradFn | None = None
+        self._grad: Tensor | None = None
+        self._accumulator: AccumulateGrad | None = None
+        self._value_leaf: tuple[int, Node] | None = None
+
+    @classmethod
+    def _wrap(cls, value: np.ndarray, storage: Storage | None = None) -> Tensor:
+        t = cls.__new__(cls)
+        t._init(value, storage)
+        return t
+
+    # ---- autograd state ---------------------------------------------------------------
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._node is not None
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        self.requires_grad_(flag)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if self._grad_fn is not None:
+            if not requires_grad:
+                raise RuntimeError(
+                    "you can only change requires_grad flags of leaf variables. If you want to "
+                    "use a computed variable in a subgraph that doesn't require differentiation "
+                    "use var_no_grad = var.detach()."
+                )
+            return self
+        if requires_grad and not self.dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        if requires_grad and self._node is None:
+            self._node = leaf(self.shape, self._value.dtype.name, ParamSlot(self))
+        elif not requires_grad:
+            self._node = None
+        return self
+
+    @property
+    def grad_fn(self) -> GradFn | None:
+        return self._grad_fn
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._grad_fn is None
+
+    @property
+    def grad(self) -> Tensor | None:
+        if self._grad_fn is not None:
+            warnings.warn(_NON_LEAF_GRAD, UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        self._grad = value
+
+    def graph_node(self) -> Node:
+        """This tensor's node: its expression if it requires grad, else a runtime input."""
+        if self._node is not None:
+            return self._node
+        cached = self._value_leaf
+        if cached is None or cached[0] != self._storage.version:
+            slot = ValueSlot(self._value, self._storage, self._describe())
+            cached = (self._storage.version, leaf(self.shape, self._value.dtype.name, slot))
+            self._value_leaf = cached
+        return cached[1]
+
+    def _describe(self) -> str:
+        return f"torch.{self.dtype.name.capitalize()}Tensor {list(self.shape)}"
+
+    def backward(self, gradient: Any = None, retain_graph: bool | None = None,
+                 create_graph: bool = False, inputs: Any = None) -> None:  # fmt: skip
+        if self._node is None:
+            raise RuntimeError(
+                "element 0 of tensors does not require grad and does not have a grad_fn"
+            )
+        seed = None
+        if gradient is None:
+            if self._value.size != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        else:
+            seed = self._seed_array(gradient)
+        for node, grad in gradients(self._node, seed):
+            _accumulate(node.payload.tensor(), grad)
+
+    def _seed_array(self, gradient: Any) -> np.ndarray:
+        g = gradient._value if isinstance(gradient, Tensor) else np.asarray(gradient)
+        if g.shape != self.shape:
+            raise RuntimeError(
+                f"Mismatch in shape: grad_output[0] has a shape of {Size(g.shape)!r} and "
+                f"output[0] has a shape of {self.shape!r}."
+            )
+        return np.ascontiguousarray(g, dtype=self._value.dtype)
+
+    def detach(self) -> Tensor:
+        return Tensor._wrap(self._value, self._storage)
+
+    @property
+    def data(self) -> Tensor:
+        return self.detach()
+
+    @data.setter
+    def data(self, other: Tensor) -> None:
+        self._value, self._storage = other._value, other._storage
+
+    # ---- protocol ---------------------------------------------------------------------
+
+    @property
+    def shape(self) -> Size:
+        return Size(self._value.shape)
+
+    def size(self, dim: int | None = None) -> Any:
+        return self.shape if dim is None else self._value.shape[dim]
+
+    @property
+    def dtype(self) -> dtypes.dtype:
+        return dtypes.from_numpy_dtype(self._value.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return self._value.ndim
+
+    def dim(self) -> int:
+        return self._value.ndim
+
+    def numel(self) -> int:
+        return int(self._value.size)
+
+    def item(self) -> Any:
+        if self._value.size != 1:
+            raise RuntimeError(
+                f"a Tensor with {self._value.size} elements cannot be converted to Scalar"
+            )
+        return self._value.reshape(()).item()
+
+    def numpy(self) -> np.ndarray:
+        if self.requires_grad:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
+                "instead."
+            )
+        return self._value
+
+    def tolist(self) -> Any:
+        return self._value.tolist()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self._value if dtype is None else self._value.astype(dtype)
+
+    def __len__(self) -> int:
+        if self._value.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self._value)
+
+    def __bool__(self) -> bool:
+        if self._value.size != 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self._value.reshape(()))
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __repr__(self) -> str:
+        fn = self._grad_fn
+        return tensor_repr(self._value, requires_grad=self.requires_grad and fn is None,
+                           grad_fn_name=type(fn).__name__ if fn is not None else None)  # fmt: skip
+
+    __str__ = __repr__
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+def _accumulate(tensor: Tensor | None, grad: np.ndarray) -> None:
+    """`.grad += grad`, in place when a gradient is already there (as torch does)."""
+    if tensor is None:
+        return
+    current = tensor._grad
+    if current is None:
+        tensor._grad = Tensor._wrap(grad)
+    elif current._value.flags.writeable and current._value.shape == grad.shape:
+        np.add(current._value, grad, out=current._value, casting="unsafe")
+        current._storage.version += 1
+    else:
+        current._value = current._value + grad
+
+
+def is_tensor(obj: Any) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def grad_enabled_for(*operands: Any) -> bool:
+    return is_grad_enabled() and any(isinstance(o, Tensor) and o.requires_grad for o in operands)
