@@ -55,7 +55,10 @@ class _Names:
     """Names for leaf tensors: the caller's variable names, else t0, t1, ..."""
 
     def __init__(self, scope: dict[str, Any]) -> None:
-        self.by_id = {id(v): k for k, v in scope.items() if isinstance(v, Tensor) and not k.startswith("_")}
+        self.by_id: dict[int, str] = {}
+        for k, v in scope.items():  # the first name bound to a tensor wins
+            if isinstance(v, Tensor) and not k.startswith("_"):
+                self.by_id.setdefault(id(v), k)
         self.fresh = 0
 
     def __call__(self, t: Tensor) -> str:
