@@ -1,11 +1,13 @@
 """symgrad.compiler: the back end (kernel program -> LLVM IR -> native code).
 
 Never imports the front end. Entry point: `JitSession().compile(program, name)`,
-which returns a `CompiledProgram`. Modules in pipeline order: program, emit, jit, call.
+which returns a `CompiledProgram`. Modules in pipeline order: program, check, emit
+(with blas for Matmul steps), jit, call.
 """
 
 from .call import CompiledProgram
-from .emit import check_program, emit_program
+from .check import check_program
+from .emit import emit_program
 from .jit import JitSession, NativeFunction
 from .program import (
     DTYPES,
@@ -17,6 +19,7 @@ from .program import (
     Instr,
     KernelProgram,
     Loop,
+    Matmul,
     Step,
     Store,
 )
@@ -33,6 +36,7 @@ __all__ = [
     "JitSession",
     "KernelProgram",
     "Loop",
+    "Matmul",
     "NativeFunction",
     "Step",
     "Store",

@@ -1,8 +1,9 @@
 """The calling convention: `CompiledProgram` checks numpy inputs and calls native code.
 
-Owns input validation, output/temp allocation and the pointer array passed to
-`void @name(ptr buffers)`. Imports numpy, ctypes and `.program` only; the
-session that keeps the code alive is held as an opaque reference.
+Owns input validation, output/temp allocation, the pointer array passed to
+`i32 @name(ptr buffers, ptr error)` and turning its status into exceptions.
+Imports numpy, ctypes and `.program` only; the session that keeps the code
+alive is held as an opaque reference.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import numpy as np
 
 from .program import KernelProgram
 
-_ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
+_ERROR_RECORD = ctypes.c_int64 * 2  # the bad index and its bound
+STATUS_INDEX_ERROR = 1  # as emit.STATUS_INDEX_ERROR (this module does not import the emitter)
 
 
 def _data_pointer_reader() -> Callable[[np.ndarray], int]:
@@ -43,6 +46,8 @@ class CompiledProgram:
     each must be a C-contiguous, aligned numpy array whose dtype equals the
     buffer's and whose size equals the buffer's (its shape is not looked at).
     Returns new flat 1-d arrays, one per "output" buffer, in program order.
+    A gather or scatter index outside [-bound, bound) raises IndexError (and the
+    partly written outputs are dropped).
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class CompiledProgram:
         self._asm: str | None = None
         self._entry = _ENTRY(address)
         self._pointers = ctypes.c_void_p * len(program.buffers)
+        self._checks_indices = any(b.dtype == "int64" for b in program.buffers)
         buffers = list(enumerate(program.buffers))
         self._inputs = [(k, np.dtype(b.dtype), b.size) for k, b in buffers if b.kind == "input"]
         self._allocated = [
@@ -93,16 +99,27 @@ class CompiledProgram:
             ):
                 self._refuse(position, array, dtype, size)
             pointers[k] = data_pointer(array)
-        outputs, temps = [], []  # temps are listed only to outlive the native call
+        outputs: list[np.ndarray] = []
+        temps: list[np.ndarray] = []  # listed only to outlive the native call
         for k, dtype, size, is_output in self._allocated:
             array = np.zeros(size, dtype)  # Fill steps do the real initialisation
             pointers[k] = data_pointer(array)
             (outputs if is_output else temps).append(array)
-        self._entry(pointers)
+        error = _ERROR_RECORD() if self._checks_indices else None
+        status = self._entry(pointers, error)
+        if status:
+            self._raise_status(status, error)
         return outputs
+
+    def _raise_status(self, status: int, error: Any) -> NoReturn:
+        if status == STATUS_INDEX_ERROR:
+            index, bound = error
+            raise IndexError(f"index {index} is out of bounds for dimension with size {bound}")
+        raise RuntimeError(f"{self.name}: native code returned unknown status {status}")
 
     def _refuse(self, position: int, array: Any, dtype: np.dtype, size: int) -> NoReturn:
         """Raise the error that says why `array` cannot be input `position`."""
+        error: type[Exception]
         if not isinstance(array, np.ndarray):
             error, got = TypeError, f"got {type(array).__name__}"
         elif array.dtype != dtype:

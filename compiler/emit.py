@@ -1,8 +1,10 @@
-"""LLVM IR emission: a KernelProgram becomes an `llvmlite.ir.Module` with `void @name(ptr buffers)`.
+"""LLVM IR emission: a KernelProgram becomes an `llvmlite.ir.Module` with
+`i32 @name(ptr buffers, ptr error)`.
 
-Owns the static program checks (bounds, arity, SSA order), the table of one
-emitter per scalar opcode, and the loop nests. Imports only `.program` and
-`llvmlite.ir`; it knows nothing about targets or the JIT.
+Owns the table of one emitter per scalar opcode, gathers and scatters with their
+run-time index checks, store modes, loop nests and Matmul batches (gemm calls come
+from `.blas`). Imports `.program`, `.check`, `.blas` and `llvmlite.ir`; it knows
+nothing about targets or the JIT.
 """
 
 from __future__ import annotations
@@ -13,92 +15,45 @@ from collections.abc import Callable, Sequence
 
 from llvmlite import ir
 
-from .program import DTYPES, OPCODES, STORE_MODES, Access, Fill, Instr, KernelProgram, Loop, Store
+from . import blas
+from .check import check_program
+from .program import OPCODES, Access, Fill, Instr, KernelProgram, Loop, Matmul, Store
 
+I32 = ir.IntType(32)
 I64 = ir.IntType(64)
 PTR = ir.PointerType()
 FLOAT_TYPES: dict[str, ir.Type] = {"float32": ir.FloatType(), "float64": ir.DoubleType()}
-ITEMSIZE = {"float32": 4, "float64": 8}
-BUFFER_KINDS = ("input", "output", "temp")
-
-
-# ---------------------------------------------------------------- static checks
-
-
-def check_program(program: KernelProgram) -> None:
-    """Raise ValueError if the program is malformed or could touch memory outside a buffer."""
-    for k, buf in enumerate(program.buffers):
-        if buf.dtype not in DTYPES or buf.kind not in BUFFER_KINDS or buf.size < 0:
-            raise ValueError(f"buffer {k}: invalid {buf}")
-    for s, step in enumerate(program.steps):
-        where = f"step {s}"
-        if isinstance(step, Fill):
-            _check_writable(program, step.buffer, where)
-        elif isinstance(step, Loop):
-            _check_loop(program, step, where)
-        else:
-            raise ValueError(f"{where}: unknown step type {type(step).__name__}")
-
-
-def _check_writable(program: KernelProgram, buffer: int, where: str) -> None:
-    if not 0 <= buffer < len(program.buffers):
-        raise ValueError(f"{where}: buffer index {buffer} out of range")
-    if program.buffers[buffer].kind == "input":
-        raise ValueError(f"{where}: writes to input buffer {buffer}; inputs are read-only")
-
-
-def _check_loop(program: KernelProgram, loop: Loop, where: str) -> None:
-    if loop.dtype not in DTYPES or any(n < 0 for n in loop.shape):
-        raise ValueError(f"{where}: invalid dtype {loop.dtype!r} or shape {loop.shape}")
-    for a in loop.loads:
-        _check_access(program, loop.shape, a, f"{where} load")
-    for pos, ins in enumerate(loop.body):
-        _check_instr(loop, pos, ins, f"{where} instr {pos}")
-    for st in loop.stores:
-        _check_writable(program, st.access.buffer, f"{where} store")
-        _check_access(program, loop.shape, st.access, f"{where} store")
-        if st.mode not in STORE_MODES or not 0 <= st.value < len(loop.body):
-            raise ValueError(f"{where}: invalid store {st}")
-
-
-def _check_instr(loop: Loop, pos: int, ins: Instr, where: str) -> None:
-    arity = {"load": 0, "const": 0}.get(ins.op, OPCODES.get(ins.op, -1))
-    if arity != len(ins.args):
-        raise ValueError(f"{where}: op {ins.op!r} with {len(ins.args)} args (arity {arity})")
-    if any(not 0 <= a < pos for a in ins.args):
-        raise ValueError(f"{where}: args {ins.args} must name earlier instructions")
-    if ins.op == "load" and not 0 <= ins.load < len(loop.loads):
-        raise ValueError(f"{where}: load index {ins.load} out of range")
-
-
-def _check_access(program: KernelProgram, shape: tuple[int, ...], a: Access, where: str) -> None:
-    if not 0 <= a.buffer < len(program.buffers) or len(a.strides) != len(shape):
-        raise ValueError(f"{where}: bad buffer {a.buffer} or strides {a.strides} for {shape}")
-    if math.prod(shape) == 0:
-        return
-    spans = [s * (n - 1) for s, n in zip(a.strides, shape)]
-    lo = a.offset + sum(min(0, d) for d in spans)
-    hi = a.offset + sum(max(0, d) for d in spans)
-    size = program.buffers[a.buffer].size
-    if lo < 0 or hi >= size:
-        raise ValueError(f"{where}: elements {lo}..{hi} outside buffer {a.buffer} of size {size}")
+ELEMENT_TYPES: dict[str, ir.Type] = {**FLOAT_TYPES, "int64": I64}
+ITEMSIZE = {"float32": 4, "float64": 8, "int64": 8}
+STATUS_OK, STATUS_INDEX_ERROR = 0, 1  # what the entry function returns (call.py reads it)
 
 
 # ---------------------------------------------------------------- opcode table
 
 
 class _Emitter:
-    """Builder plus the module, so opcode emitters can declare intrinsics and libm calls."""
+    """Builder plus what opcode emitters need: buffer bases, the error record, libm."""
 
-    def __init__(self, program: KernelProgram, builder: ir.IRBuilder, bases: Sequence[ir.Value]):
+    def __init__(
+        self,
+        program: KernelProgram,
+        builder: ir.IRBuilder,
+        bases: Sequence[ir.Value],
+        error: ir.Value,
+    ):
         self.program = program
         self.b = builder
         self.bases = bases
+        self.error = error  # ptr to {i64 bad index, i64 bound}, written before failing
 
-    def intrinsic(self, name: str, args: list[ir.Value]) -> ir.Value:
+    def call_math(self, name: str, args: list[ir.Value], intrinsic: bool = True) -> ir.Value:
+        """Call `llvm.<name>.f32|f64`, or the libm function `<name>` / `<name>f`."""
         ty = args[0].type
-        suffix = "f32" if ty == FLOAT_TYPES["float32"] else "f64"
-        full = f"llvm.{name}.{suffix}"
+        is_f32 = ty == FLOAT_TYPES["float32"]
+        if intrinsic:
+            full = f"llvm.{name}.{'f32' if is_f32 else 'f64'}"
+        else:
+            full = f"{name}f" if is_f32 else name
         module = self.b.module
         fn = module.globals.get(full) or ir.Function(
             module, ir.FunctionType(ty, [ty] * len(args)), name=full
@@ -110,7 +65,12 @@ Emitter = Callable[[_Emitter, list[ir.Value]], ir.Value]
 
 
 def _intrinsic(name: str) -> Emitter:
-    return lambda e, a: e.intrinsic(name, a)
+    return lambda e, a: e.call_math(name, a)
+
+
+def _libm(name: str) -> Emitter:
+    """For functions LLVM 22 has no intrinsic for; MCJIT resolves them in-process."""
+    return lambda e, a: e.call_math(name, a, intrinsic=False)
 
 
 def _compare(op: str, ordered: bool = True) -> Emitter:
@@ -129,6 +89,17 @@ def _select(e: _Emitter, a: list[ir.Value]) -> ir.Value:
     return e.b.select(nonzero, a[1], a[2])
 
 
+def _isnan(e: _Emitter, a: list[ir.Value]) -> ir.Value:
+    return e.b.uitofp(e.b.fcmp_unordered("uno", a[0], a[0]), a[0].type)
+
+
+def _isinf(e: _Emitter, a: list[ir.Value]) -> ir.Value:
+    magnitude = e.call_math("fabs", a)
+    return e.b.uitofp(
+        e.b.fcmp_ordered("==", magnitude, ir.Constant(a[0].type, math.inf)), a[0].type
+    )
+
+
 EMITTERS: dict[str, Emitter] = {
     "add": lambda e, a: e.b.fadd(a[0], a[1]),
     "sub": lambda e, a: e.b.fsub(a[0], a[1]),
@@ -137,6 +108,7 @@ EMITTERS: dict[str, Emitter] = {
     "pow": _intrinsic("pow"),
     "max": _intrinsic("maximum"),  # NaN-propagating, like numpy.maximum
     "min": _intrinsic("minimum"),
+    "atan2": _intrinsic("atan2"),
     "lt": _compare("<"),
     "le": _compare("<="),
     "gt": _compare(">"),
@@ -145,15 +117,32 @@ EMITTERS: dict[str, Emitter] = {
     "ne": _compare("!=", ordered=False),
     "neg": lambda e, a: e.b.fneg(a[0]),
     "abs": _intrinsic("fabs"),
-    **{name: _intrinsic(name) for name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh")},
-    "floor": _intrinsic("floor"),
-    "ceil": _intrinsic("ceil"),
+    **{
+        name: _intrinsic(name)
+        for name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "floor", "ceil")
+    },
+    **{name: _intrinsic(name) for name in ("asin", "acos", "atan", "sinh", "cosh")},
+    **{name: _intrinsic(name) for name in ("exp2", "log2", "log10", "trunc")},
+    **{name: _libm(name) for name in ("erf", "log1p", "expm1")},
+    "round": _intrinsic("roundeven"),  # half to even
+    "isnan": _isnan,
+    "isinf": _isinf,
     "select": _select,
 }
 assert EMITTERS.keys() == OPCODES.keys(), "every opcode needs exactly one emitter"
 
 
-# ---------------------------------------------------------------- memory and loops
+def _accumulator(mode: str) -> Callable[[_Emitter, ir.Value, ir.Value], ir.Value]:
+    """`old (mode)= value` in the loop dtype; max/min propagate NaN like numpy."""
+    return {
+        "sum": lambda e, old, v: e.b.fadd(old, v),
+        "prod": lambda e, old, v: e.b.fmul(old, v),
+        "max": lambda e, old, v: e.call_math("maximum", [old, v]),
+        "min": lambda e, old, v: e.call_math("minimum", [old, v]),
+    }[mode]
+
+
+# ---------------------------------------------------------------- memory
 
 
 def _convert(b: ir.IRBuilder, value: ir.Value, ty: ir.Type) -> ir.Value:
@@ -163,28 +152,67 @@ def _convert(b: ir.IRBuilder, value: ir.Value, ty: ir.Type) -> ir.Value:
     return b.fpext(value, ty) if widen else b.fptrunc(value, ty)
 
 
-def _element_ptr(e: _Emitter, access: Access, idx: Sequence[ir.Value]) -> ir.Value:
-    """Address of element `offset + sum(stride_k * i_k)` of the access's buffer."""
+def _access_ptr(
+    e: _Emitter, access: Access, idx: Sequence[ir.Value], shift: ir.Value | None = None
+) -> ir.Value:
+    """Address of element `offset + sum(stride_k * i_k) (+ shift)` of the access's buffer."""
     b = e.b
     terms: list[ir.Value] = [ir.Constant(I64, access.offset)] if access.offset else []
     for stride, i in zip(access.strides, idx):
         if stride:
             terms.append(i if stride == 1 else b.mul(i, ir.Constant(I64, stride)))
+    terms += [shift] if shift is not None else []
     offset = terms[0] if terms else ir.Constant(I64, 0)
     for term in terms[1:]:
         offset = b.add(offset, term)
-    ety = FLOAT_TYPES[e.program.buffers[access.buffer].dtype]
+    ety = ELEMENT_TYPES[e.program.buffers[access.buffer].dtype]
     return b.gep(e.bases[access.buffer], [offset], inbounds=True, source_etype=ety)
+
+
+def _checked_index(e: _Emitter, index: ir.Value, bound: int) -> ir.Value:
+    """`index` (+ bound if negative); outside [-bound, bound) record it and fail the call."""
+    b = e.b
+    size = ir.Constant(I64, bound)
+    negative = b.icmp_signed("<", index, ir.Constant(I64, 0))
+    wrapped = b.select(negative, b.add(index, size), index)
+    in_range = b.icmp_unsigned("<", wrapped, size)  # a still negative index is huge unsigned
+    bad, good = b.append_basic_block("index_error"), b.append_basic_block("index_ok")
+    b.cbranch(in_range, good, bad).set_weights([1 << 20, 1])
+    b.position_at_end(bad)
+    b.store(index, e.error, align=8)
+    b.store(size, b.gep(e.error, [ir.Constant(I64, 1)], source_etype=I64), align=8)
+    b.ret(ir.Constant(I32, STATUS_INDEX_ERROR))
+    b.position_at_end(good)
+    return wrapped
+
+
+def _indexed_ptr(
+    e: _Emitter,
+    access: Access,
+    idx: Sequence[ir.Value],
+    index: ir.Value | None,
+    stride: int,
+    bound: int,
+) -> ir.Value:
+    """Address of a plain access, or of a gather/scatter moved by `index * stride`."""
+    if index is None:
+        return _access_ptr(e, access, idx)
+    wrapped = _checked_index(e, index, bound)
+    shift = wrapped if stride == 1 else e.b.mul(wrapped, ir.Constant(I64, stride))
+    return _access_ptr(e, access, idx, shift)
 
 
 def _load(e: _Emitter, buffer: int, ptr: ir.Value) -> ir.Value:
     dtype = e.program.buffers[buffer].dtype
-    return e.b.load(ptr, typ=FLOAT_TYPES[dtype], align=ITEMSIZE[dtype])
+    return e.b.load(ptr, typ=ELEMENT_TYPES[dtype], align=ITEMSIZE[dtype])
 
 
 def _store(e: _Emitter, buffer: int, ptr: ir.Value, value: ir.Value) -> None:
     dtype = e.program.buffers[buffer].dtype
-    e.b.store(_convert(e.b, value, FLOAT_TYPES[dtype]), ptr, align=ITEMSIZE[dtype])
+    e.b.store(_convert(e.b, value, ELEMENT_TYPES[dtype]), ptr, align=ITEMSIZE[dtype])
+
+
+# ---------------------------------------------------------------- loops
 
 
 def _counted_loop(
@@ -217,26 +245,29 @@ def _counted_loop(
 
 def _emit_body(e: _Emitter, loop: Loop, idx: Sequence[ir.Value]) -> list[ir.Value]:
     """Evaluate the SSA body at loop index `idx`; returns one value per instruction."""
-    ty = FLOAT_TYPES[loop.dtype]
     values: list[ir.Value] = []
     for ins in loop.body:
-        if ins.op == "load":
-            access = loop.loads[ins.load]
-            raw = _load(e, access.buffer, _element_ptr(e, access, idx))
-            values.append(_convert(e.b, raw, ty))
-        elif ins.op == "const":
-            values.append(ir.Constant(ty, ins.value))
-        else:
-            values.append(EMITTERS[ins.op](e, [values[a] for a in ins.args]))
+        values.append(_emit_instr(e, loop, ins, idx, values))
     return values
 
 
-def _accumulate(
-    e: _Emitter, loop: Loop, st: Store, old: ir.Value, values: list[ir.Value]
+def _emit_instr(
+    e: _Emitter, loop: Loop, ins: Instr, idx: Sequence[ir.Value], values: list[ir.Value]
 ) -> ir.Value:
-    """The buffer-typed result of `old += value`, rounded exactly as a memory round trip."""
     ty = FLOAT_TYPES[loop.dtype]
-    total = e.b.fadd(_convert(e.b, old, ty), values[st.value])
+    if ins.op in ("load", "gather"):
+        access = loop.loads[ins.load]
+        index = values[ins.args[0]] if ins.op == "gather" else None
+        raw = _load(e, access.buffer, _indexed_ptr(e, access, idx, index, ins.stride, ins.bound))
+        return raw if raw.type == I64 else _convert(e.b, raw, ty)  # indices stay integers
+    if ins.op == "const":
+        return ir.Constant(ty, ins.value)
+    return EMITTERS[ins.op](e, [values[a] for a in ins.args])
+
+
+def _accumulate(e: _Emitter, loop: Loop, st: Store, old: ir.Value, value: ir.Value) -> ir.Value:
+    """The buffer-typed result of `old (mode)= value`, rounded exactly as a memory round trip."""
+    total = _accumulator(st.mode)(e, _convert(e.b, old, FLOAT_TYPES[loop.dtype]), value)
     return _convert(e.b, total, FLOAT_TYPES[e.program.buffers[st.access.buffer].dtype])
 
 
@@ -244,15 +275,16 @@ def _emit_stores(
     e: _Emitter, loop: Loop, stores: list[Store], values: list[ir.Value], idx: Sequence[ir.Value]
 ) -> None:
     for st in stores:
-        ptr = _element_ptr(e, st.access, idx)
+        index = values[st.index] if st.index >= 0 else None
+        ptr = _indexed_ptr(e, st.access, idx, index, st.index_stride, st.bound)
         value = values[st.value]
-        if st.mode == "sum":
-            value = _accumulate(e, loop, st, _load(e, st.access.buffer, ptr), values)
+        if st.mode != "assign":
+            value = _accumulate(e, loop, st, _load(e, st.access.buffer, ptr), value)
         _store(e, st.access.buffer, ptr, value)
 
 
-def _register_sums(loop: Loop) -> list[int]:
-    """Sum-stores reducing along the innermost axis that can live in a register.
+def _register_reductions(loop: Loop) -> list[int]:
+    """Reducing stores along the innermost axis whose running value can live in a register.
 
     Only when no load and no other store of the loop touches that buffer, so the
     result is bit-identical to accumulating through memory.
@@ -262,7 +294,8 @@ def _register_sums(loop: Loop) -> list[int]:
     return [
         k
         for k, st in enumerate(loop.stores)
-        if st.mode == "sum"
+        if st.mode != "assign"
+        and st.index < 0
         and st.access.strides[-1] == 0
         and st.access.buffer not in loaded
         and writers[st.access.buffer] == 1
@@ -270,17 +303,17 @@ def _register_sums(loop: Loop) -> list[int]:
 
 
 def _emit_innermost(e: _Emitter, loop: Loop, outer: list[ir.Value]) -> None:
-    chosen = _register_sums(loop)
+    chosen = _register_reductions(loop)
     registers = [loop.stores[k] for k in chosen]
     in_memory = [st for k, st in enumerate(loop.stores) if k not in chosen]
     zero = ir.Constant(I64, 0)
-    ptrs = [_element_ptr(e, st.access, [*outer, zero]) for st in registers]
+    ptrs = [_access_ptr(e, st.access, [*outer, zero]) for st in registers]
     initial = [_load(e, st.access.buffer, p) for st, p in zip(registers, ptrs)]
 
-    def body(i: ir.Value, sums: list[ir.Value]) -> list[ir.Value]:
+    def body(i: ir.Value, running: list[ir.Value]) -> list[ir.Value]:
         values = _emit_body(e, loop, [*outer, i])
         _emit_stores(e, loop, in_memory, values, [*outer, i])
-        return [_accumulate(e, loop, st, s, values) for st, s in zip(registers, sums)]
+        return [_accumulate(e, loop, st, r, values[st.value]) for st, r in zip(registers, running)]
 
     final = _counted_loop(e.b, loop.shape[-1], initial, body)
     for st, p, value in zip(registers, ptrs, final):
@@ -299,6 +332,9 @@ def _emit_axes(e: _Emitter, loop: Loop, axis: int, outer: list[ir.Value]) -> Non
     _counted_loop(e.b, loop.shape[axis], [], body)
 
 
+# ---------------------------------------------------------------- steps
+
+
 def _emit_loop(e: _Emitter, loop: Loop) -> None:
     if math.prod(loop.shape) == 0:
         return
@@ -310,62 +346,90 @@ def _emit_loop(e: _Emitter, loop: Loop) -> None:
 
 def _emit_fill(e: _Emitter, fill: Fill) -> None:
     buf = e.program.buffers[fill.buffer]
-    value = ir.Constant(FLOAT_TYPES[buf.dtype], fill.value)
+    integral = buf.dtype == "int64"
+    value = ir.Constant(ELEMENT_TYPES[buf.dtype], int(fill.value) if integral else fill.value)
     whole = Access(fill.buffer, 0, (1,))
 
     def body(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
-        _store(e, fill.buffer, _element_ptr(e, whole, [i]), value)
+        _store(e, fill.buffer, _access_ptr(e, whole, [i]), value)
         return []
 
     if buf.size:
         _counted_loop(e.b, buf.size, [], body)
 
 
+def _emit_matmul(e: _Emitter, mm: Matmul) -> None:
+    """One gemm call per batch; BLAS itself zeroes (or keeps) C when k = 0."""
+    if mm.batch == 0 or mm.m * mm.n == 0:
+        return
+    dtype = e.program.buffers[mm.out].dtype
+
+    def body(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+        c = _access_ptr(e, Access(mm.out, mm.out_offset, (mm.m * mm.n,)), [i])
+        a, b = e.bases[mm.a], e.bases[mm.b]  # never read when k = 0 (nor bounds-checked)
+        if mm.k:
+            a = _access_ptr(e, Access(mm.a, mm.a_offset, (mm.a_batch_stride,)), [i])
+            b = _access_ptr(e, Access(mm.b, mm.b_offset, (mm.b_batch_stride,)), [i])
+        blas.emit_gemm(e.b, dtype, mm, a, b, c)
+        return []
+
+    _counted_loop(e.b, mm.batch, [], body)
+
+
+STEP_EMITTERS: dict[type, Callable] = {Fill: _emit_fill, Loop: _emit_loop, Matmul: _emit_matmul}
+
+
 # ---------------------------------------------------------------- functions
 
 
 def emit_program(program: KernelProgram, name: str = "kernel") -> ir.Module:
-    """Check `program` and emit a module whose `void @name(ptr buffers)` runs it.
+    """Check `program` and emit a module whose `i32 @name(ptr buffers, ptr error)` runs it.
 
-    `buffers` points to one data pointer per buffer, in program order. The steps
-    live in an internal always-inline function whose buffer arguments are
-    `noalias`, which lets LLVM vectorise without runtime overlap checks: callers
-    must pass memory for every output and temp that overlaps no other buffer
-    (inputs are never written, so they may share memory with each other).
+    `buffers` points to one data pointer per buffer, in program order. The result
+    is 0, or 1 after an index outside [-bound, bound) of a gather or scatter; then
+    `error` (two int64, may be null for programs without gathers or scatters) holds
+    that index and its bound, and the run stopped part way. The steps live in an
+    internal always-inline function whose buffer arguments are `noalias`, which
+    lets LLVM vectorise without runtime overlap checks: callers must pass memory
+    for every output and temp that overlaps no other buffer (inputs are never
+    written, so they may share memory with each other).
     """
     check_program(program)
     module = ir.Module(name=name)
-    n = len(program.buffers)
-    body_fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * n), name=f"{name}.body")
-    body_fn.linkage = "internal"
-    body_fn.attributes.add("alwaysinline")
-    body_fn.attributes.add("nounwind")
-    for k, (arg, buf) in enumerate(zip(body_fn.args, program.buffers)):
-        arg.name = f"{buf.kind}{k}"
-        arg.add_attribute("noalias")
-        arg.attributes.align = ITEMSIZE[buf.dtype]
+    body_fn = _body_function(module, program, name)
     builder = ir.IRBuilder(body_fn.append_basic_block("entry"))
-    e = _Emitter(program, builder, body_fn.args)
+    e = _Emitter(program, builder, body_fn.args[:-1], body_fn.args[-1])
     for step in program.steps:
-        if isinstance(step, Fill):
-            _emit_fill(e, step)
-        else:
-            _emit_loop(e, step)
-    builder.ret_void()
+        STEP_EMITTERS[type(step)](e, step)
+    builder.ret(ir.Constant(I32, STATUS_OK))
     _emit_entry(module, name, body_fn)
     return module
 
 
+def _body_function(module: ir.Module, program: KernelProgram, name: str) -> ir.Function:
+    n = len(program.buffers)
+    fn = ir.Function(module, ir.FunctionType(I32, [PTR] * (n + 1)), name=f"{name}.body")
+    fn.linkage = "internal"
+    fn.attributes.add("alwaysinline")
+    fn.attributes.add("nounwind")
+    for k, (arg, buf) in enumerate(zip(fn.args, program.buffers)):
+        arg.name = f"{buf.kind}{k}"
+        arg.add_attribute("noalias")
+        arg.attributes.align = ITEMSIZE[buf.dtype]
+    fn.args[-1].name = "error"
+    fn.args[-1].add_attribute("noalias")
+    return fn
+
+
 def _emit_entry(module: ir.Module, name: str, body_fn: ir.Function) -> None:
-    """`void @name(ptr buffers)`: unpack the pointer array and call the body."""
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR]), name=name)
+    """`i32 @name(ptr buffers, ptr error)`: unpack the pointer array and call the body."""
+    fn = ir.Function(module, ir.FunctionType(I32, [PTR, PTR]), name=name)
     fn.attributes.add("nounwind")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    (buffers,) = fn.args
-    buffers.name = "buffers"
+    buffers, error = fn.args
+    buffers.name, error.name = "buffers", "error"
     bases = []
-    for k in range(len(body_fn.args)):
+    for k in range(len(body_fn.args) - 1):
         slot = b.gep(buffers, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR)
         bases.append(b.load(slot, typ=PTR, align=8))
-    b.call(body_fn, bases)
-    b.ret_void()
+    b.ret(b.call(body_fn, [*bases, error]))

@@ -1,8 +1,9 @@
 """JIT state: `JitSession` owns the host target machine and one MCJIT engine.
 
 It parses, verifies and optimises LLVM IR with the new pass manager, adds it to
-the engine and returns native addresses. The only module that imports
-`llvmlite.binding`; it also imports `.emit` and `.call` to offer `compile`.
+the engine and returns native addresses; it makes the BLAS gemm symbols that Matmul
+steps call resolvable. The only module that imports `llvmlite.binding`; it also
+imports `.emit`, `.blas` and `.call` to offer `compile`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 
+from . import blas
 from .call import CompiledProgram
 from .emit import emit_program
 from .program import KernelProgram
@@ -47,6 +49,7 @@ class JitSession:
         engine_machine = self._host_machine()  # owned by the engine from here on
         self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), engine_machine)
         self._symbols: set[str] = set()
+        self._linked: dict[str, int] = {}  # external symbol -> address, checked once
         self._lock = threading.Lock()
 
     def _host_machine(self) -> llvm.TargetMachine:
@@ -63,6 +66,8 @@ class JitSession:
         start = time.perf_counter()
         symbol = self._unique_symbol(name)
         llvm_ir = str(emit_program(program, symbol))
+        for external in sorted(blas.gemm_symbols(program)):
+            self._link_blas(external)
         native = self.add_ir(llvm_ir, symbol)
         seconds = time.perf_counter() - start
         log.debug("compiled %s (%d steps) in %.1f ms", symbol, len(program.steps), seconds * 1e3)
@@ -94,6 +99,14 @@ class JitSession:
         builder.getModulePassManager().run(module, builder)
         return module
 
+    def _link_blas(self, symbol: str) -> None:
+        """Make `symbol` (a gemm of numpy's OpenBLAS) resolvable for the engine, or raise."""
+        with self._lock:
+            if symbol not in self._linked:
+                address = _resolve_blas_symbol(symbol)
+                llvm.add_symbol(symbol, address)
+                self._linked[symbol] = address
+
     def assembly(self, optimized_ir: str) -> str:
         """Host assembly for already optimised IR (code generation only, nothing is loaded)."""
         with self._lock:
@@ -109,3 +122,22 @@ class JitSession:
                 symbol = f"{name}_{k}"
             self._symbols.add(symbol)
         return symbol
+
+
+def _resolve_blas_symbol(symbol: str) -> int:
+    """Address of `symbol`, loading numpy's bundled OpenBLAS (process-wide) if needed."""
+    address = llvm.address_of_symbol(symbol)
+    candidates = [] if address else blas.openblas_candidates()
+    for library in candidates:
+        llvm.load_library_permanently(str(library))  # like dlopen: idempotent, process-wide
+        address = llvm.address_of_symbol(symbol)
+        if address:
+            log.debug("BLAS: %s from %s", symbol, library)
+            break
+    if not address:
+        tried = ", ".join(map(str, candidates)) or "no OpenBLAS library next to numpy"
+        raise RuntimeError(
+            f"Matmul needs the BLAS symbol {symbol!r} from numpy's bundled OpenBLAS, "
+            f"which was not found (tried: {tried})"
+        )
+    return address

@@ -83,10 +83,16 @@ print(seen_y)
 print("The gradient graph of y, after simplification:")
 print(seen_y.graph)
 before = torch.cache_info()
-y.backward(torch.tensor([1.0, 1.0, 1.0]))  # the same graph again: a cache hit, no compile
+for _ in range(3):  # the loop of In [63] again, with new values: the same structure, no compile
+    x = torch.randn(3, requires_grad=True)
+    y = x * 2
+    for _ in range(8):
+        y = y * 2
+    y.backward(torch.tensor([0.01, 0.1, 1]))
+    assert torch.allclose(x.grad, torch.tensor([5.12, 51.2, 512.0]))
 after = torch.cache_info()
 print(f"cache: {after['compiles']} compiles, {after['hits']} hits; "
-      f"repeating y.backward compiled {after['compiles'] - before['compiles']} more times")
+      f"running that loop 3 more times compiled {after['compiles'] - before['compiles']} more times")
 ir = seen_out.llvm_ir.splitlines()
 print(f"LLVM IR of d out/dx ({len(ir)} lines) begins:")
 print("\n".join("    " + line for line in ir[4:8]))

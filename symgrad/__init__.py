@@ -4,19 +4,38 @@
 shows formulas, graphs and LLVM IR; `symgrad.cache_info` the code cache.
 """
 
-from . import ops as _ops
-from .autograd import enable_grad, is_grad_enabled, no_grad
+from . import autograd, methods, nn
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled, inference_mode
 from .cache import DEFAULT_CACHE as _DEFAULT_CACHE
-from .creation import DoubleTensor, FloatTensor, LongTensor, manual_seed, ones, randn, tensor, zeros
+from .creation import (DoubleTensor, FloatTensor, LongTensor, arange, as_tensor, device, empty,
+                       empty_like, eye, from_numpy, full, full_like, linspace, manual_seed, ones,
+                       ones_like, rand, rand_like, randint, randn, randn_like, tensor, zeros,
+                       zeros_like)  # fmt: skip
 from .dtypes import bool_ as bool  # noqa: A001 - torch.bool
 from .dtypes import double, dtype, float, float32, float64, int32, int64, long  # noqa: A004
+from .index_ops import gather, index_select, masked_select
 from .inspection import inspect
-from .ops import abs, add, cos, div, exp, log, mean, mul, neg, norm, pow, sin, sqrt, sub, sum
-from .ops import tan, tanh
+from .linalg import bmm, dot, einsum, matmul, mm, mv, outer
+from .ops import (abs, acos, add, allclose, equal, isclose, asin, atan, atan2, ceil, clamp, cos, cosh, div, eq, erf, exp,
+                  exp2, expm1, floor, ge, gt, isfinite, isinf, isnan, le, lerp, log, log1p, log2,
+                  log10, lt, maximum, minimum, mul, nan_to_num, ne, neg, pow, reciprocal, relu,
+                  round, rsqrt, sigmoid, sign, sin, sinh, sqrt, square, sub, tan, tanh, trunc,
+                  where)  # fmt: skip
 from .printing import get_printoptions, set_printoptions
+from .reductions import (amax, amin, argmax, argmin, cumsum, logsumexp, max, mean, min, norm, prod,
+                         std, sum, var)  # fmt: skip
+from .reductions import log_softmax, softmax
+from .shape_ops import (cat, chunk, clone, flatten, flip, narrow, permute, reshape, split, squeeze,
+                        stack, transpose, unsqueeze)  # fmt: skip
 from .tensor import Size, Tensor, is_tensor
 
-_ops.install_methods()
+methods.install()
+
+clip = clamp
+concat = concatenate = cat
+divide, multiply, subtract, true_divide = div, mul, sub, div
+negative = neg
+t = methods.shape_ops.t
 
 __version__ = "0.1.0"
 
@@ -29,3 +48,11 @@ def cache_info() -> dict:
 def clear_cache() -> None:
     """Drop every compiled specialisation and reset the statistics."""
     _DEFAULT_CACHE.clear()
+
+
+def numel(t_: Tensor) -> int:
+    return t_.numel()
+
+
+def is_floating_point(t_: Tensor) -> bool:
+    return t_.dtype.is_floating_point

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import elementwise as _elementwise  # noqa: F401 - registers primitives
-from . import structural as _structural  # noqa: F401 - registers primitives
+from . import elementwise, gather, matmul, reduce, structural  # noqa: F401 - register primitives
 from .node import Node, Shape, topo_order
 from .registry import REGISTRY, apply
 
@@ -37,16 +36,19 @@ def _depends_on(order: list[Node], wrt: Sequence[Node]) -> set[int]:
     return live
 
 
-def vjp(root: Node, seed: Node, wrt: Sequence[Node]) -> list[Node | None]:
-    """The cotangent of each node of `wrt` when `seed` flows back from `root`.
+def vjp(roots: Sequence[Node], seeds: Sequence[Node], wrt: Sequence[Node]) -> list[Node | None]:
+    """The cotangent of each node of `wrt` when each seed flows back from its root.
 
-    None means `root` does not depend on that node.
+    None means no root depends on that node.
     """
-    if seed.shape != root.shape:
-        seed = apply("broadcast_to", seed, shape=root.shape)
-    order = topo_order([root])
+    order = topo_order(roots)
     live = _depends_on(order, wrt)
-    grads: dict[int, Node] = {id(root): seed}
+    grads: dict[int, Node] = {}
+    for root, seed in zip(roots, seeds):
+        if seed.shape != root.shape:
+            seed = apply("broadcast_to", seed, shape=root.shape)
+        previous = grads.get(id(root))
+        grads[id(root)] = seed if previous is None else apply("add", previous, seed)
     for node in reversed(order):
         g = grads.get(id(node))
         if g is None or node.op in ("leaf", "const") or id(node) not in live:

@@ -58,4 +58,4 @@ def as_dtype(d: object) -> dtype:
     return from_numpy_dtype(np.dtype(d))  # type: ignore[call-overload]
 
 
-builtins_float, builtins_int, builtins_bool = type(0.0), type(0), type(True)
+builtins_float, builtins_int, builtins_bool = type(0.0), int, bool

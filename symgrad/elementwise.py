@@ -8,15 +8,18 @@ the differentiation driver's job. Imports registry.py and node.py.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 import sympy
+from sympy.codegen import cfunctions as cf
 
 from .node import Node, Shape, const
 from .registry import REGISTRY, Primitive, apply, register
+from .symbolic import FUNCTIONS, from_sympy
 
-X, Y = sympy.symbols("x y", real=True)
+X, Y, Z = sympy.symbols("x y z", real=True)
 
 
 def broadcast_shapes(*shapes: Shape) -> Shape:
@@ -35,73 +38,6 @@ def _numpy(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     return evaluate
 
 
-# ---- sympy -> nodes -------------------------------------------------------------------
-
-# sympy function class -> primitive name; filled from the records' expressions.
-_FUNCTIONS: dict[type, str] = {}
-
-
-def from_sympy(expr: sympy.Expr, env: dict[sympy.Symbol, Node], dtype: str) -> Node:
-    """Build the node computing `expr`, with symbols bound by `env`."""
-    if expr in env:
-        return env[expr]
-    if expr.is_Number:
-        return const(float(expr), dtype)
-    if expr.is_Add:
-        return _sum_terms(expr, env, dtype)
-    if expr.is_Mul:
-        return _product(expr, env, dtype)
-    if expr.is_Pow:
-        return _power(expr, env, dtype)
-    args = [from_sympy(a, env, dtype) for a in expr.args]
-    if isinstance(expr, sympy.Heaviside):  # step(0) = 0, torch's convention for relu/abs
-        return apply("gt", args[0], const(0, dtype))
-    if isinstance(expr, sympy.sign):  # sign(a) = (a > 0) - (a < 0)
-        zero = const(0, dtype)
-        return apply("sub", apply("gt", args[0], zero), apply("lt", args[0], zero))
-    name = _FUNCTIONS.get(type(expr))
-    if name is None:
-        raise NotImplementedError(f"no primitive for sympy {type(expr).__name__}")
-    return apply(name, *args)
-
-
-def _sum_terms(expr: sympy.Add, env: dict, dtype: str) -> Node:
-    terms = sorted(expr.args, key=lambda t: bool(t.as_coeff_Mul()[0].is_negative))  # positive terms first
-    acc = from_sympy(terms[0], env, dtype)
-    for term in terms[1:]:
-        coeff, _ = term.as_coeff_Mul()
-        if coeff.is_negative:
-            acc = apply("sub", acc, from_sympy(-term, env, dtype))
-        else:
-            acc = apply("add", acc, from_sympy(term, env, dtype))
-    return acc
-
-
-def _product(expr: sympy.Mul, env: dict, dtype: str) -> Node:
-    coeff, rest = expr.as_coeff_Mul()
-    if coeff == -1:
-        return apply("neg", from_sympy(rest, env, dtype))
-    num, den = sympy.fraction(expr)
-    if den != 1:
-        return apply("div", from_sympy(num, env, dtype), from_sympy(den, env, dtype))
-    factors = [from_sympy(f, env, dtype) for f in expr.args]
-    acc = factors[0]
-    for f in factors[1:]:
-        acc = apply("mul", acc, f)
-    return acc
-
-
-def _power(expr: sympy.Pow, env: dict, dtype: str) -> Node:
-    base, exponent = expr.args
-    b = from_sympy(base, env, dtype)
-    if exponent == sympy.Rational(1, 2):
-        return apply("sqrt", b)
-    if exponent.is_Number and exponent.is_negative:
-        positive = from_sympy(base ** (-exponent), env, dtype)
-        return apply("div", const(1, dtype), positive)
-    return apply("pow", b, from_sympy(exponent, env, dtype))
-
-
 # ---- the records ----------------------------------------------------------------------
 
 
@@ -115,68 +51,112 @@ def _vjp_from_partials(partials: tuple[sympy.Expr, ...], symbols: tuple[sympy.Sy
     return vjp
 
 
+def zeros_like(node: Node) -> Node:
+    return apply("broadcast_to", const(0, node.dtype), shape=node.shape)
+
+
+def _zero_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
+    """Piecewise-constant ops: the gradient is zero, but it exists (torch gives zeros)."""
+    return tuple(zeros_like(i) for i in out.inputs)
+
+
 def _partials(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> tuple[sympy.Expr, ...]:
     # DiracDelta is the derivative of a step: zero almost everywhere, as torch takes it.
     return tuple(sympy.diff(expr, s).replace(sympy.DiracDelta, lambda *a: 0) for s in symbols)
 
 
-def elementwise(
-    name: str, expr: sympy.Expr, fn: Callable, *, opcode: str | None = None, diff: bool = True,
-    domain: tuple[float, float] = (-2.0, 2.0),
-) -> Primitive:
-    symbols = tuple(s for s in (X, Y) if s in expr.free_symbols) or (X,)
-    partials = _partials(expr, symbols)
-    vjp = _vjp_from_partials(partials, symbols) if diff else None
+def elementwise(name: str, expr: sympy.Expr, fn: Callable, *, opcode: str | None = None,
+                expansion: sympy.Expr | None = None, grad: str | None = "sympy",
+                domain: tuple[float, float] = (-2.0, 2.0)) -> Primitive:  # fmt: skip
+    """Register `name`, defined by `expr` over x, y, z; `grad` is "sympy", "zero" or None."""
+    symbols = tuple(s for s in (X, Y, Z) if s in expr.free_symbols) or (X,)
+    vjp = {"sympy": lambda: _vjp_from_partials(_partials(expr, symbols), symbols),
+           "zero": lambda: _zero_vjp, None: lambda: None}[grad]()  # fmt: skip
     prim = Primitive(
-        name=name,
-        arity=len(symbols),
-        kind="elementwise",
+        name=name, arity=len(symbols), kind="elementwise",
         shape_rule=lambda attrs, *shapes: broadcast_shapes(*shapes),
-        evaluate=_numpy(fn),
-        vjp=vjp,
+        evaluate=_numpy(fn), vjp=vjp,
         to_sympy=lambda node, *args: expr.xreplace(dict(zip(symbols, args))),
-        expr=expr,
-        opcode=opcode,
-        domain=domain,
-    )
+        expr=expr, opcode=opcode, domain=domain,
+        expansion=expansion if expansion is not None else (None if opcode else expr),
+    )  # fmt: skip
     if isinstance(expr, sympy.Function) and expr.args == symbols:
-        _FUNCTIONS[type(expr)] = name
+        FUNCTIONS[type(expr)] = name
     return register(prim)
 
 
-def _compare(name: str, relation: type, fn: Callable) -> Primitive:
-    # Comparisons yield 1.0 / 0.0 in the float dtype; their gradient is zero.
-    expr = sympy.Piecewise((1, relation(X, Y)), (0, True))
-    return elementwise(name, expr, fn, opcode=name, diff=False)
+class sigmoid(sympy.Function):  # noqa: N801 - prints as sigmoid(x)
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sigmoid(self.args[0]) * (1 - sigmoid(self.args[0]))
+
+    def _eval_evalf(self, prec: int) -> sympy.Expr:
+        return (1 / (1 + sympy.exp(-self.args[0])))._eval_evalf(prec)
+
+
+class relu(sympy.Function):  # noqa: N801
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sympy.Heaviside(self.args[0], 0)  # torch: relu'(0) = 0
+
+    def _eval_evalf(self, prec: int) -> sympy.Expr:
+        return sympy.Max(self.args[0], 0)._eval_evalf(prec)
+
+
+class norm_sqrt(sympy.Function):  # noqa: N801
+    """sqrt whose derivative at 0 is 0, not inf: a zero vector's norm has gradient 0 (torch)."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        x = self.args[0]
+        return sympy.Piecewise((1 / (2 * sympy.sqrt(x)), x > 0), (0, True))
+
+    def _eval_evalf(self, prec: int) -> sympy.Expr:
+        return sympy.sqrt(self.args[0])._eval_evalf(prec)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=np.result_type(x, np.float32))
 
 
 def _define() -> None:
-    positive = {"log", "sqrt", "pow"}
+    positive = {"log", "sqrt", "pow", "log2", "log10"}
     for name, expr, fn in [
-        ("add", X + Y, np.add),
-        ("sub", X - Y, np.subtract),
-        ("mul", X * Y, np.multiply),
-        ("div", X / Y, np.divide),
-        ("pow", X**Y, np.power),
-        ("neg", -X, np.negative),
-        ("exp", sympy.exp(X), np.exp),
-        ("log", sympy.log(X), np.log),
-        ("sqrt", sympy.sqrt(X), np.sqrt),
-        ("sin", sympy.sin(X), np.sin),
-        ("cos", sympy.cos(X), np.cos),
-        ("tan", sympy.tan(X), np.tan),  # sampled where it is smooth: see domain below
-        ("tanh", sympy.tanh(X), np.tanh),
-        ("abs", sympy.Abs(X), np.abs),
+        ("add", X + Y, np.add), ("sub", X - Y, np.subtract), ("mul", X * Y, np.multiply),
+        ("div", X / Y, np.divide), ("pow", X**Y, np.power), ("neg", -X, np.negative),
+        ("exp", sympy.exp(X), np.exp), ("log", sympy.log(X), np.log),
+        ("sqrt", sympy.sqrt(X), np.sqrt), ("sin", sympy.sin(X), np.sin),
+        ("cos", sympy.cos(X), np.cos), ("tan", sympy.tan(X), np.tan),
+        ("tanh", sympy.tanh(X), np.tanh), ("abs", sympy.Abs(X), np.abs),
+        ("exp2", cf.exp2(X), np.exp2), ("log2", cf.log2(X), np.log2),
+        ("log10", cf.log10(X), np.log10), ("log1p", cf.log1p(X), np.log1p),
+        ("expm1", cf.expm1(X), np.expm1), ("asin", sympy.asin(X), np.arcsin),
+        ("acos", sympy.acos(X), np.arccos), ("atan", sympy.atan(X), np.arctan),
+        ("sinh", sympy.sinh(X), np.sinh), ("cosh", sympy.cosh(X), np.cosh),
+        ("erf", sympy.erf(X), _erf), ("atan2", sympy.atan2(X, Y), np.arctan2),
+        ("maximum", sympy.Max(X, Y), np.maximum), ("minimum", sympy.Min(X, Y), np.minimum),
     ]:
-        domain = (0.2, 2.0) if name in positive else (-1.2, 1.2) if name == "tan" else (-2.0, 2.0)
-        elementwise(name, expr, fn, opcode=name, domain=domain)
+        domain = (0.2, 2.0) if name in positive else (-0.9, 0.9) if name in ("asin", "acos") else (
+            (-1.2, 1.2) if name == "tan" else (-0.5, 2.0) if name == "log1p" else (-2.0, 2.0))
+        opcode = {"maximum": "max", "minimum": "min"}.get(name, name)
+        elementwise(name, expr, fn, opcode=opcode, domain=domain)
+    elementwise("sigmoid", sigmoid(X), lambda x: 1 / (1 + np.exp(-x)), expansion=1 / (1 + sympy.exp(-X)))
+    elementwise("norm_sqrt", norm_sqrt(X), np.sqrt, expansion=sympy.sqrt(X), domain=(0.2, 2.0))
+    elementwise("relu", relu(X), lambda x: np.maximum(x, 0), expansion=sympy.Max(X, 0))
+    elementwise("where", sympy.Piecewise((Y, sympy.Ne(X, 0)), (Z, True)),
+                lambda c, a, b: np.where(c != 0, a, b), opcode="select")
+    for name, fn in [("floor", np.floor), ("ceil", np.ceil), ("round", np.round), ("trunc", np.trunc)]:
+        elementwise(name, sympy.Function(name)(X), fn, opcode=name, grad="zero")
+    elementwise("sign", sympy.sign(X), np.sign, grad="zero")
+    for name, fn in [("isnan", np.isnan), ("isinf", np.isinf)]:
+        elementwise(name, sympy.Function(name)(X), lambda x, fn=fn: fn(x).astype(x.dtype),
+                    opcode=name, grad=None)  # fmt: skip
     for name, relation, fn in [
-        ("gt", sympy.StrictGreaterThan, np.greater),
-        ("lt", sympy.StrictLessThan, np.less),
-        ("ge", sympy.GreaterThan, np.greater_equal),
-        ("le", sympy.LessThan, np.less_equal),
+        ("gt", sympy.StrictGreaterThan, np.greater), ("lt", sympy.StrictLessThan, np.less),
+        ("ge", sympy.GreaterThan, np.greater_equal), ("le", sympy.LessThan, np.less_equal),
+        ("eq", sympy.Eq, np.equal), ("ne", sympy.Ne, np.not_equal),
     ]:
-        _compare(name, relation, lambda a, b, fn=fn: fn(a, b).astype(np.result_type(a, b)))
+        # Comparisons yield 1.0 / 0.0 in the float dtype; they are not differentiable.
+        expr = sympy.Piecewise((1, relation(X, Y)), (0, True))
+        elementwise(name, expr, lambda a, b, fn=fn: fn(a, b).astype(np.result_type(a, b)),
+                    opcode=name, grad=None)  # fmt: skip
 
 
 _define()

@@ -1,15 +1,17 @@
 """Gradient plans: differentiate, simplify, lower and compile once per structure, then call.
 
-`gradients(root, seed)` is what `Tensor.backward` runs: it keys the graph by
-structure, fetches or builds the compiled plan, feeds it the leaves' current
-values, and returns one gradient array per leaf that requires grad.
-Imports node, differentiate, rules, lower and the cache.
+`gradients(roots, seeds, wrt)` is what `backward()` and `autograd.grad` run: it keys
+the graph by structure (which nodes are differentiated is part of the key), fetches
+or builds the compiled plan, feeds it the leaves' current values, and returns one
+array per node of `wrt`. With `create_graph`, the symbolic gradients come back too,
+rebound to this graph's leaves, so they can be differentiated again.
+Imports node, registry, differentiate, rules, lower and the cache.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ from .cache import DEFAULT_CACHE, CodeCache
 from .differentiate import vjp
 from .lower import lower
 from .node import Node, const, leaf, structure_key, topo_order
+from .registry import REGISTRY, apply
 from .rules import simplifier
 from .simplify import RewriteStats
 
@@ -44,7 +47,7 @@ class ValueSlot:
 
 
 class ParamSlot:
-    """A leaf that requires grad: the gradient is accumulated into its tensor."""
+    """A leaf that requires grad: its tensor's current value, and where .grad goes."""
 
     is_param = True
 
@@ -62,9 +65,9 @@ class ParamSlot:
 class GradientPlan:
     """What a cache entry holds: the simplified gradients and their compiled program."""
 
-    gradients: list[Node]
-    input_positions: list[int]  # leaf positions (in key order) that the program reads
-    output_positions: list[int]  # leaf positions that receive each program output
+    gradients: list[Node | None]  # one per differentiated node, over `leaves`
+    leaves: list[Node]  # the leaves of the graph the plan was built from, in key order
+    input_positions: list[int]  # which of those leaves the program reads
     compiled: Any
     stats: RewriteStats
 
@@ -73,53 +76,77 @@ class GradientPlan:
         return self.compiled.llvm_ir if self.compiled is not None else ""
 
 
-def _role(node: Node) -> str:
-    return "param" if node.payload.is_param else "input"
-
-
-def symbolic_gradients(root: Node, seed: Node, leaves: Sequence[Node]) -> tuple[list[tuple[int, Node]], RewriteStats]:
-    """(leaf position, simplified gradient) for each param leaf that `root` depends on."""
-    params = [(k, n) for k, n in enumerate(leaves) if n.payload.is_param]
-    raw = vjp(root, seed, [n for _, n in params])
-    found = [(k, g) for (k, _), g in zip(params, raw) if g is not None]
+def symbolic_gradients(roots: Sequence[Node], seeds: Sequence[Node], wrt: Sequence[Node]) -> tuple[list[Node | None], RewriteStats]:
+    """The simplified cotangent of each node of `wrt` (None where nothing depends on it)."""
+    raw = vjp(roots, seeds, wrt)
+    found = [g for g in raw if g is not None]
     rewriter = simplifier()
-    simplified = rewriter.run([g for _, g in found])
-    return [(k, g) for (k, _), g in zip(found, simplified)], rewriter.stats
+    simplified = iter(rewriter.run(found))
+    return [None if g is None else next(simplified) for g in raw], rewriter.stats
 
 
-def build_plan(root: Node, seed: Node, leaves: Sequence[Node], cache: CodeCache) -> GradientPlan:
-    pairs, stats = symbolic_gradients(root, seed, leaves)
-    grads = [g for _, g in pairs]
-    reached = {id(n) for n in topo_order(grads)}
+def _build(roots: Sequence[Node], seeds: Sequence[Node], wrt: Sequence[Node], leaves: list[Node],
+           cache: CodeCache) -> GradientPlan:  # fmt: skip
+    grads, stats = symbolic_gradients(roots, seeds, wrt)
+    present = [g for g in grads if g is not None]
+    reached = {id(n) for n in topo_order(present)}
     inputs = [k for k, n in enumerate(leaves) if id(n) in reached]
-    program = lower(grads, [leaves[k] for k in inputs])
-    compiled = cache.session.compile(program, name="backward") if grads else None
-    return GradientPlan(grads, inputs, [k for k, _ in pairs], compiled, stats)
+    compiled = None
+    if present:
+        compiled = cache.session.compile(lower(present, [leaves[k] for k in inputs]), name="backward")
+    return GradientPlan(grads, leaves, inputs, compiled, stats)
 
 
-def seed_node(root: Node, seed: np.ndarray | None) -> tuple[Node, list[Node]]:
-    """The cotangent flowing into `root`: the constant 1, or a runtime input."""
-    if seed is None:
-        return const(1.0, root.dtype), []
-    g = leaf(root.shape, root.dtype, ValueSlot(seed, describe="gradient"))
-    return g, [g]
+def seed_nodes(roots: Sequence[Node], seeds: Sequence[np.ndarray | None]) -> list[Node]:
+    """The cotangent flowing into each root: the constant 1, or a runtime input."""
+    return [const(1.0, r.dtype) if s is None else leaf(r.shape, r.dtype, ValueSlot(s, describe="gradient"))
+            for r, s in zip(roots, seeds)]  # fmt: skip
 
 
-def plan_for(root: Node, seed: np.ndarray | None, cache: CodeCache = DEFAULT_CACHE):
-    """(plan, leaves): the cached or new plan for this graph's structure."""
-    g, extra_roots = seed_node(root, seed)
-    key, leaves = structure_key([root, *extra_roots], _role)
-    key = ("backward", key, seed is None)
-    plan = cache.get_or_build(key, lambda: build_plan(root, g, leaves, cache))
-    return plan, leaves
+def plan_for(roots: Sequence[Node], seeds: Sequence[np.ndarray | None],
+             wrt: Sequence[Node] | Callable[[list[Node]], list[Node]],
+             cache: CodeCache = DEFAULT_CACHE) -> tuple[GradientPlan, list[Node], list[Node]]:  # fmt: skip
+    """(plan, this graph's leaves, wrt): the cached or new plan for this graph's structure.
+
+    `wrt` is a list of nodes, or a function choosing them from the graph's nodes.
+    """
+    seed = seed_nodes(roots, seeds)
+    key, order = structure_key([*roots, *(s for s in seed if s.op == "leaf")])
+    wrt = list(wrt(order) if callable(wrt) else wrt)
+    position = {id(n): k for k, n in enumerate(order)}
+    if any(id(w) not in position for w in wrt):
+        raise RuntimeError("One of the differentiated Tensors appears to not have been used in the graph.")
+    leaves = [n for n in order if n.op == "leaf"]
+    full_key = ("gradient", key, tuple(position[id(w)] for w in wrt), tuple(s is None for s in seeds))
+    plan = cache.get_or_build(full_key, lambda: _build(roots, seed, wrt, leaves, cache))
+    return plan, leaves, wrt
 
 
-def gradients(root: Node, seed: np.ndarray | None, cache: CodeCache = DEFAULT_CACHE) -> list[tuple[Node, np.ndarray]]:
-    """(param leaf, gradient array) pairs for backward from `root`, computed natively."""
-    plan, leaves = plan_for(root, seed, cache)
-    if plan.compiled is None:
-        return []
-    args = [np.ascontiguousarray(leaves[k].payload.value(), dtype=leaves[k].dtype).reshape(-1)
-            for k in plan.input_positions]  # fmt: skip
-    outs = plan.compiled(args)
-    return [(leaves[k], out.reshape(leaves[k].shape)) for k, out in zip(plan.output_positions, outs)]
+def gradients(roots: Sequence[Node], seeds: Sequence[np.ndarray | None],
+              wrt: Sequence[Node] | Callable[[list[Node]], list[Node]],
+              create_graph: bool = False, cache: CodeCache = DEFAULT_CACHE,
+              ) -> tuple[list[Node], list[np.ndarray | None], list[Node | None]]:  # fmt: skip
+    """(wrt nodes, gradient arrays, symbolic gradients if create_graph) computed natively."""
+    plan, leaves, wrt = plan_for(roots, seeds, wrt, cache)
+    outs = iter([])
+    if plan.compiled is not None:
+        args = [np.ascontiguousarray(leaves[k].payload.value(), dtype=leaves[k].dtype).reshape(-1)
+                for k in plan.input_positions]  # fmt: skip
+        outs = iter(plan.compiled(args))
+    arrays = [None if g is None else next(outs).reshape(w.shape).astype(w.dtype, copy=False)
+              for g, w in zip(plan.gradients, wrt)]  # fmt: skip
+    symbolic = rebind(plan.gradients, plan.leaves, leaves) if create_graph else [None] * len(wrt)
+    return wrt, arrays, symbolic
+
+
+def rebind(nodes: Sequence[Node | None], old: Sequence[Node], new: Sequence[Node]) -> list[Node | None]:
+    """The same expressions over another graph's leaves (matched by key position)."""
+    memo: dict[int, Node] = {id(o): n for o, n in zip(old, new)}
+    present = [n for n in nodes if n is not None]
+    for node in topo_order(present):
+        if id(node) in memo or not node.inputs:
+            memo.setdefault(id(node), node)
+            continue
+        attrs = dict(zip(REGISTRY[node.op].attr_names, node.attrs))
+        memo[id(node)] = apply(node.op, *(memo[id(i)] for i in node.inputs), **attrs)
+    return [None if n is None else memo[id(n)] for n in nodes]

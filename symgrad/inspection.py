@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import sympy
 
-from .gradient import plan_for, seed_node, symbolic_gradients
+from .gradient import plan_for, seed_nodes, symbolic_gradients
 from .node import Node, structure_key, topo_order
 from .registry import REGISTRY
-from .structural import Reduce, Setitem, Subscript, spec_to_str
+from .structural import Reduce, Setitem, Subscript
 from .tensor import Tensor
 
 _MAX_EVALUATED = 200  # records; above this sympy builds formulas unevaluated (it is slow)
@@ -176,14 +176,21 @@ def inspect(t: Tensor, name: str | None = None) -> Inspection:
         formula = forward_formula(t, names, symbols)
     scalar = t.numel() == 1
     seed_array = None if scalar else np.ones(t.shape, dtype=t._value.dtype)
-    seed, extra = seed_node(t._node, seed_array)
-    if extra:
-        symbols[id(extra[0])] = sympy.Symbol("g")
-    _, leaves = structure_key([t._node, *extra])
-    pairs, stats = symbolic_gradients(t._node, seed, leaves)
-    grads = {str(symbols.get(id(leaves[k]), f"leaf{k}")): gradient_formula(g, symbols) for k, g in pairs}
-    plan, _ = plan_for(t._node, seed_array)
+    (seed,) = seed_nodes([t._node], [seed_array])
+    if seed.op == "leaf":
+        symbols[id(seed)] = sympy.Symbol("g")
+    _, order = structure_key([t._node] + ([seed] if seed.op == "leaf" else []))
+    params = params_of(order)
+    grads, stats = symbolic_gradients([t._node], [seed], params)
+    pairs = [(p, g) for p, g in zip(params, grads) if g is not None]
+    names_of = {str(symbols.get(id(p), "leaf")): gradient_formula(g, symbols) for p, g in pairs}
+    plan, _, _ = plan_for([t._node], [seed_array], params_of)
     info = {"nodes before simplification": stats.nodes_before, "nodes after": stats.nodes_after,
             "rewrites fired": dict(stats.fired)}  # fmt: skip
-    return Inspection(name or names(t), formula, grads, graph_text([g for _, g in pairs], symbols),
+    return Inspection(name or names(t), formula, names_of, graph_text([g for _, g in pairs], symbols),
                       plan.llvm_ir, info, scalar)  # fmt: skip
+
+
+def params_of(order: list[Node]) -> list[Node]:
+    """The leaves that require grad, in key order: what backward() differentiates."""
+    return [n for n in order if n.op == "leaf" and n.payload.is_param]

@@ -1,83 +1,42 @@
 """Lowering: a simplified DAG becomes a fused KernelProgram (plain data).
 
-Fusion: every elementwise op and every view (broadcast, slice, reshape of a
-buffer) is inlined into the loop of the node that consumes it; buffers exist
-only for inputs, outputs, reductions, indexed assignments and values worth
-sharing. A reduction is fused with its producer: the loop runs over the
-input's shape and accumulates into the output. Imports node.py, registry.py,
-and the program contract of symgrad.compiler.
+Fusion: every elementwise op and every view (broadcast, slice, permute, reshape
+of a buffer) is inlined into the loop of the node that consumes it; buffers
+exist only for inputs, outputs, reductions, indexed writes, matmuls, casts and
+values worth sharing. A reduction is fused with its producer: the loop runs
+over the input's shape and accumulates into the output. Imports node,
+registry, symbolic, maps and the program contract of symgrad.compiler.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-import numpy as np
-
-from .compiler.program import Access, Buffer, Fill, Instr, KernelProgram, Loop, Store
+from .compiler.program import Buffer, Fill, Instr, KernelProgram, Loop, Matmul, Store
+from .maps import (
+    Map,
+    access,
+    broadcast_map,
+    contiguous_strides,
+    identity_map,
+    index_map,
+    is_squeeze,  # fmt: skip
+    permute_map,
+    squeeze_map,
+    zero_row,
+)
 from .node import Node, Shape, topo_order
+from .reduce import ACCUMULATE
 from .registry import REGISTRY
+from .symbolic import from_sympy
 
-Row = tuple[int, tuple[int, ...]]  # index along one dim = base + coeffs . loop_index
-Map = tuple[Row, ...]  # one row per dimension of the node being addressed
-
-
-def contiguous_strides(shape: Shape) -> tuple[int, ...]:
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= max(n, 1)
-    return tuple(reversed(strides))
+# Kinds whose nodes always get a buffer, and the inputs that must be buffers too.
+BUFFERED_KINDS = ("reduce", "setitem", "scatter", "matmul", "cast")
 
 
-def identity_map(shape: Shape) -> Map:
-    rank = len(shape)
-    return tuple((0, tuple(int(k == d) for k in range(rank))) for d in range(rank))
-
-
-def broadcast_map(amap: Map, shape: Shape, out_shape: Shape) -> Map:
-    """Rows addressing an input of `shape` that broadcasts to `out_shape` (addressed by `amap`)."""
-    lead = len(out_shape) - len(shape)
-    rank = len(amap[0][1]) if amap else 0
-    zero: Row = (0, (0,) * rank)
-    return tuple(zero if n == 1 and out_shape[lead + d] != 1 else amap[lead + d]
-                 for d, n in enumerate(shape))  # fmt: skip
-
-
-def index_map(amap: Map, spec: tuple) -> Map:
-    rank = len(amap[0][1]) if amap else 0
-    rows, j = [], 0
-    for entry in spec:
-        if isinstance(entry, int):
-            rows.append((entry, (0,) * rank))
-        else:
-            start, step, _ = entry
-            base, coeffs = amap[j]
-            rows.append((start + step * base, tuple(step * c for c in coeffs)))
-            j += 1
-    return tuple(rows)
-
-
-def is_squeeze(shape: Shape, out_shape: Shape) -> bool:
-    """Does reshaping `shape` to `out_shape` only add or remove size-1 dims?"""
-    return [n for n in shape if n != 1] == [n for n in out_shape if n != 1]
-
-
-def squeeze_map(amap: Map, shape: Shape, out_shape: Shape) -> Map | None:
-    """Rows for a reshape that only adds or removes size-1 dims; None for any other."""
-    if not is_squeeze(shape, out_shape):
-        return None
-    rank = len(amap[0][1]) if amap else 0
-    kept = iter(row for row, n in zip(amap, out_shape) if n != 1)
-    return tuple((0, (0,) * rank) if n == 1 else next(kept) for n in shape)
-
-
-def access(buffer: int, shape: Shape, amap: Map, rank: int) -> Access:
-    strides = contiguous_strides(shape)
-    offset = sum(s * base for s, (base, _) in zip(strides, amap))
-    loop = tuple(sum(s * row[1][k] for s, row in zip(strides, amap)) for k in range(rank))
-    return Access(buffer, offset, loop)
+def kind_of(node: Node) -> str:
+    return REGISTRY[node.op].kind if node.op in REGISTRY else node.op
 
 
 class _Body:
@@ -85,7 +44,7 @@ class _Body:
 
     def __init__(self, rank: int) -> None:
         self.rank = rank
-        self.loads: list[Access] = []
+        self.loads: list = []
         self.instrs: list[Instr] = []
         self.memo: dict[object, int] = {}
 
@@ -95,16 +54,22 @@ class _Body:
             self.memo[key] = len(self.instrs) - 1
         return self.memo[key]
 
-    def load(self, acc: Access) -> int:
+    def load_index(self, acc) -> int:
         if acc not in self.loads:
             self.loads.append(acc)
-        return self.emit(("load", acc), Instr("load", load=self.loads.index(acc)))
+        return self.loads.index(acc)
+
+    def load(self, acc) -> int:
+        return self.emit(("load", acc), Instr("load", load=self.load_index(acc)))
+
+
+Gen = Callable[[_Body, Map], int]
 
 
 class Lowering:
     def __init__(self, outputs: Sequence[Node], inputs: Sequence[Node]) -> None:
         self.buffers: list[Buffer] = []
-        self.steps: list[Loop | Fill] = []
+        self.steps: list = []
         self.buffer_of: dict[int, int] = {}
         for leaf in inputs:
             self.buffer_of[id(leaf)] = self._new_buffer(leaf, "input")
@@ -115,33 +80,54 @@ class Lowering:
         self.buffers.append(Buffer(node.dtype, node.size, kind))
         return len(self.buffers) - 1
 
+    # ---- which nodes get buffers --------------------------------------------------
+
     def _shared_nodes(self) -> set[int]:
-        """Nodes that get a buffer of their own although nothing forces it."""
+        """Nodes that get a buffer of their own although their kind does not force it."""
         users: Counter[int] = Counter()
         for node in self.order:
             for i in set(map(id, node.inputs)):
                 users[i] += 1
         shared: set[int] = set()
-        outputs = {id(n) for n in self.outputs}
         for node in self.order:
-            kind = REGISTRY[node.op].kind if node.op in REGISTRY else node.op
-            if kind == "elementwise" and users[id(node)] > 1 and node.size > 1:
+            if kind_of(node) == "elementwise" and users[id(node)] > 1 and node.size > 1:
                 shared.add(id(node))
-            if node.op == "reshape" and not is_squeeze(node.inputs[0].shape, node.shape):
-                if not self._contiguous(node.inputs[0], shared | outputs):
-                    shared.add(id(node.inputs[0]))
+            for operand in self._operands_needing_buffers(node):
+                if not self._contiguous(operand, shared):
+                    shared.add(id(operand))
         return shared
+
+    def _operands_needing_buffers(self, node: Node) -> list[Node]:
+        kind = kind_of(node)
+        if kind == "cast" or kind == "gather":
+            return [node.inputs[0]]
+        if kind == "matmul":
+            return [self._untransposed(x)[0] for x in node.inputs]
+        if node.op == "reshape" and not is_squeeze(node.inputs[0].shape, node.shape):
+            return [node.inputs[0]]
+        return []
 
     def _contiguous(self, node: Node, buffered: set[int]) -> bool:
         """Will `node` be a buffer (or a reshape of one), so that any reshape of it is a view?"""
         if node.op == "reshape":
             return self._contiguous(node.inputs[0], buffered)
-        return node.op in ("leaf", "sum", "setitem") or id(node) in buffered
+        outputs = any(node is n for n in self.outputs)
+        return node.op == "leaf" or kind_of(node) in BUFFERED_KINDS or id(node) in buffered or outputs
 
     def _buffer_under(self, node: Node) -> int:
         while id(node) not in self.buffer_of:
             node = node.inputs[0]  # reshapes of a contiguous buffer
         return self.buffer_of[id(node)]
+
+    @staticmethod
+    def _untransposed(x: Node) -> tuple[Node, bool]:
+        """(operand, transposed): a swap of the last two dims becomes a BLAS flag."""
+        swap = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+        if x.op == "permute" and x.attrs[0] == swap:
+            return x.inputs[0], True
+        return x, False
+
+    # ---- steps -------------------------------------------------------------------------
 
     def run(self) -> KernelProgram:
         out_buffers: dict[int, int] = {}
@@ -153,50 +139,55 @@ class Lowering:
             else:
                 out_buffers[id(node)] = buf
         for node in self.order:
-            if node.op == "leaf" and id(node) not in self.buffer_of:
-                raise ValueError("lowering: the graph reads a leaf that is not an input")
             if node.op == "leaf":
-                continue
-            if id(node) in out_buffers:
+                if id(node) not in self.buffer_of:
+                    raise ValueError("lowering: the graph reads a leaf that is not an input")
+            elif id(node) in out_buffers:
                 self._materialize(node, out_buffers[id(node)])
-            elif self._needs_buffer(node):
+            elif kind_of(node) in BUFFERED_KINDS or id(node) in self.shared:
                 self._materialize(node, self._new_buffer(node, "temp"))
         for node, buf in copies:
             self._loop(node.shape, lambda body, amap, n=node: self.gen(n, amap, body), buf)
         return KernelProgram(tuple(self.buffers), tuple(self.steps))
 
-    def _needs_buffer(self, node: Node) -> bool:
-        return node.op in ("sum", "setitem") or id(node) in self.shared
-
     def _materialize(self, node: Node, buf: int) -> None:
-        if node.op == "sum":
+        kind = kind_of(node)
+        if kind == "reduce":
             self._reduce(node, buf)
-        elif node.op == "setitem":
+        elif kind == "setitem":
             self._setitem(node, buf)
+        elif kind == "scatter":
+            self._scatter_add(node, buf)
+        elif kind == "matmul":
+            self._matmul(node, buf)
         else:
             self._loop(node.shape, lambda body, amap: self.expand(node, amap, body), buf)
         self.buffer_of[id(node)] = buf
 
-    def _loop(self, shape: Shape, gen, buf: int, store_shape: Shape | None = None,
-              amap: Map | None = None, mode: str = "assign") -> None:  # fmt: skip
+    def _loop(self, shape: Shape, gen: Gen, buf: int, store_shape: Shape | None = None,
+              amap: Map | None = None, mode: str = "assign", index: Gen | None = None,
+              axis: int = 0) -> None:  # fmt: skip
         body = _Body(len(shape))
         value = gen(body, identity_map(shape))
         target = store_shape if store_shape is not None else shape
         acc = access(buf, target, amap if amap is not None else identity_map(shape), len(shape))
-        loop = Loop(shape, self.buffers[buf].dtype, tuple(body.loads), tuple(body.instrs),
-                    (Store(acc, value, mode),))  # fmt: skip
-        self.steps.append(loop)
+        store = Store(acc, value, mode)
+        if index is not None:
+            store = Store(acc, value, mode, index=index(body, identity_map(shape)),
+                          index_stride=contiguous_strides(target)[axis], bound=target[axis])  # fmt: skip
+        self.steps.append(Loop(shape, self.buffers[buf].dtype, tuple(body.loads),
+                               tuple(body.instrs), (store,)))  # fmt: skip
 
     def _reduce(self, node: Node, buf: int) -> None:
         (x,) = node.inputs
         axes, _ = node.attrs
-        self.steps.append(Fill(buf, 0.0))
-        ident = identity_map(x.shape)
-        zero_row: Row = (0, (0,) * x.ndim)
-        kept = tuple(zero_row if d in axes else ident[d] for d in range(x.ndim))
+        mode, fill = ACCUMULATE[node.op]
+        self.steps.append(Fill(buf, fill))
+        ident, pinned = identity_map(x.shape), (0, (0,) * x.ndim)
+        kept = tuple(pinned if d in axes else ident[d] for d in range(x.ndim))
         keep_shape = tuple(1 if d in axes else n for d, n in enumerate(x.shape))
         self._loop(x.shape, lambda body, amap: self.gen(x, amap, body), buf,
-                   store_shape=keep_shape, amap=kept, mode="sum")  # fmt: skip
+                   store_shape=keep_shape, amap=kept, mode=mode)  # fmt: skip
 
     def _setitem(self, node: Node, buf: int) -> None:
         base, value = node.inputs
@@ -209,6 +200,27 @@ class Lowering:
             return self.gen(value, broadcast_map(amap, value.shape, region), body)
 
         self._loop(region, gen_value, buf, store_shape=node.shape, amap=rows)
+
+    def _scatter_add(self, node: Node, buf: int) -> None:
+        base, idx, src = node.inputs
+        (axis,) = node.attrs
+        self._loop(node.shape, lambda body, amap: self.gen(base, amap, body), buf)
+        rows = zero_row(identity_map(idx.shape), idx.ndim, axis)
+        self._loop(idx.shape, lambda body, amap: self.gen(src, amap, body), buf,
+                   store_shape=node.shape, amap=rows, mode="sum",
+                   index=lambda body, amap: self.gen(idx, amap, body), axis=axis)  # fmt: skip
+
+    def _matmul(self, node: Node, buf: int) -> None:
+        (a, trans_a), (b, trans_b) = (self._untransposed(x) for x in node.inputs)
+        m, n = node.shape[-2:]
+        k = node.inputs[0].shape[-1]
+        batch = node.size // max(m * n, 1)
+
+        def batch_stride(x: Node) -> int:
+            return 0 if x.size == x.shape[-1] * x.shape[-2] else x.shape[-1] * x.shape[-2]
+
+        self.steps.append(Matmul(self._buffer_under(a), self._buffer_under(b), buf, m, n, k,
+                                 trans_a, trans_b, batch, batch_stride(a), batch_stride(b)))  # fmt: skip
 
     # ---- expressions ---------------------------------------------------------------
 
@@ -226,15 +238,28 @@ class Lowering:
         if node.op == "const":
             return body.emit(key, Instr("const", value=node.attrs[0]))
         prim = REGISTRY[node.op]
+        if prim.kind == "elementwise" and prim.opcode is None:
+            return self.gen(expand_elementwise(node), amap, body)
         if prim.kind == "elementwise":
             args = tuple(self.gen(i, broadcast_map(amap, i.shape, node.shape), body)
                          for i in node.inputs)  # fmt: skip
             return body.emit(key, Instr(prim.opcode, args))
-        (x,) = node.inputs
+        if prim.kind == "gather":
+            return body.emit(key, self._gather(node, amap, body))
+        if prim.kind == "cast":  # the input is a buffer; loading converts to the loop dtype
+            return self.gen(node.inputs[0], amap, body)
+        return self._view(node, amap, body)
+
+    def _view(self, node: Node, amap: Map, body: _Body) -> int:
+        x = node.inputs[0]
+        if node.op in ("stop_gradient", "custom"):  # the value is the first input's
+            return self.gen(x, amap, body)
         if node.op == "broadcast_to":
             return self.gen(x, broadcast_map(amap, x.shape, node.shape), body)
         if node.op == "index":
             return self.gen(x, index_map(amap, node.attrs[0]), body)
+        if node.op == "permute":
+            return self.gen(x, permute_map(amap, node.attrs[0]), body)
         if node.op == "reshape":
             rows = squeeze_map(amap, x.shape, node.shape)
             if rows is not None:
@@ -243,13 +268,22 @@ class Lowering:
             return body.load(access(self._buffer_under(x), node.shape, amap, body.rank))
         raise NotImplementedError(f"lowering: no rule for {node.op}")
 
+    def _gather(self, node: Node, amap: Map, body: _Body) -> Instr:
+        x, idx = node.inputs
+        (axis,) = node.attrs
+        index = self.gen(idx, amap, body)
+        base = access(self._buffer_under(x), x.shape, zero_row(amap, body.rank, axis), body.rank)
+        return Instr("gather", (index,), load=body.load_index(base),
+                     stride=contiguous_strides(x.shape)[axis], bound=x.shape[axis])  # fmt: skip
+
+
+def expand_elementwise(node: Node) -> Node:
+    """An elementwise node without an opcode, rewritten into primitives that have one."""
+    prim = REGISTRY[node.op]
+    symbols = sorted(prim.expr.free_symbols, key=lambda s: s.name)
+    return from_sympy(prim.expansion, dict(zip(symbols, node.inputs)), node.dtype)
+
 
 def lower(outputs: Sequence[Node], inputs: Sequence[Node]) -> KernelProgram:
     """The program computing `outputs` from the buffers bound to `inputs`, in that order."""
     return Lowering(outputs, inputs).run()
-
-
-def input_order_check(program: KernelProgram, arrays: Sequence[np.ndarray]) -> None:
-    sizes = [program.buffers[i].size for i in program.of_kind("input")]
-    if [a.size for a in arrays] != sizes:
-        raise ValueError(f"lowering: input sizes {[a.size for a in arrays]} != {sizes}")

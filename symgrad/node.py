@@ -106,23 +106,21 @@ def topo_order(roots: Iterable[Node]) -> list[Node]:
     return order
 
 
-def structure_key(roots: Sequence[Node], leaf_role: Any = None) -> tuple[tuple, list[Node]]:
-    """A hashable key for the graph's structure with leaves numbered by first use.
+def structure_key(roots: Sequence[Node]) -> tuple[tuple, list[Node]]:
+    """A hashable key for the graph's structure, and its nodes in the key's order.
 
-    Two graphs that differ only in which leaves they read (and the values
-    behind them) get the same key. Returns the key and the leaves in that order.
-    `leaf_role(leaf)` adds per-leaf facts (e.g. "requires grad") to the key.
+    Nodes are numbered in a deterministic topological order; leaves appear only
+    as (shape, dtype), so two graphs that differ only in which leaves they read
+    (and the values behind them) get the same key.
     """
     order = topo_order(roots)
     position = {id(n): i for i, n in enumerate(order)}
-    leaves = [n for n in order if n.op == "leaf"]
     entries = []
     for n in order:
         if n.op == "leaf":
-            role = leaf_role(n) if leaf_role else None
-            entries.append(("leaf", role, n.shape, n.dtype))
+            entries.append(("leaf", n.shape, n.dtype))
         else:
             ins = tuple(position[id(i)] for i in n.inputs)
             entries.append((n.op, ins, tuple(_attr_key(a) for a in n.attrs), n.shape, n.dtype))
     roots_at = tuple(position[id(r)] for r in roots)
-    return (tuple(entries), roots_at), leaves
+    return (tuple(entries), roots_at), order

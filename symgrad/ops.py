@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
-from .autograd import make_grad_fn
-from .indexing import normalize_index
-from .node import Node, const
+from .gradfn import make_grad_fn
+from .gradient import ValueSlot
+from .node import Node, const, leaf
 from .registry import REGISTRY, apply
 from .tensor import Tensor, grad_enabled_for
 
@@ -60,19 +60,31 @@ def _array(o: Operand, dt: np.dtype) -> np.ndarray:
 
 
 def _node(o: Operand, dt: np.dtype) -> Node:
-    return o.graph_node() if isinstance(o, Tensor) else const(float(o), dt.name)
+    """The operand's node in dtype `dt`: differentiable casts, or converted runtime inputs."""
+    if not isinstance(o, Tensor):
+        return const(float(o), dt.name)
+    if o._value.dtype == dt:
+        return o.graph_node()
+    if o.requires_grad:
+        return apply("cast", o.graph_node(), dtype=dt.name)
+    return leaf(o.shape, dt.name, ValueSlot(o._value.astype(dt)))
 
 
 def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None, **attrs: Any) -> Tensor:
     """`name(*operands)` evaluated eagerly, with its DAG node when grad is being recorded."""
     prim = REGISTRY[name]
     dt = dt if dt is not None else result_dtype(operands)
-    arrays = [_array(o, dt) for o in operands]
+    index = INDEX_OPERANDS.get(name, ())  # int64 positions stay int64
+    arrays = [o._value if k in index else _array(o, dt) for k, o in enumerate(operands)]
     value = prim.evaluate(tuple(attrs[a] for a in prim.attr_names), *arrays)
     result = Tensor._wrap(np.asarray(value, dtype=dt))
     if grad_enabled_for(*operands):
-        result._node = apply(name, *(_node(o, dt) for o in operands), **attrs)
+        nodes = [o.graph_node() if k in index else _node(o, dt) for k, o in enumerate(operands)]
+        result._node = apply(name, *nodes, **attrs)
     return result
+
+
+INDEX_OPERANDS = {"gather": (1,), "scatter_add": (1,)}
 
 
 def recorded(result: Tensor, grad_fn: str, op: str, operands: Sequence[Operand]) -> Tensor:
@@ -129,60 +141,110 @@ def neg(a: Tensor) -> Tensor:
     return recorded(primitive("neg", [a]), "NegBackward0", "neg", [a])
 
 
-def _unary(name: str) -> Any:
-    grad_fn = name.capitalize() + "Backward0"
+def float_dtype(a: Tensor) -> np.dtype:
+    return a._value.dtype if a._value.dtype.kind == "f" else dtypes.DEFAULT_FLOAT.numpy
+
+
+def _unary(name: str, grad_fn: str | None = None) -> Any:
+    grad_fn = grad_fn or name.capitalize() + "Backward0"
 
     def op(a: Tensor) -> Tensor:
-        dt = a._value.dtype if a._value.dtype.kind == "f" else dtypes.DEFAULT_FLOAT.numpy
-        return recorded(primitive(name, [a], dt), grad_fn, name, [a])
+        return recorded(primitive(name, [a], float_dtype(a)), grad_fn, name, [a])
 
     op.__name__ = name
     return op
 
 
-exp, log, sqrt, sin, cos, tan, tanh = map(_unary, ["exp", "log", "sqrt", "sin", "cos", "tan", "tanh"])
+exp, log, sqrt, sin, cos, tan, tanh, exp2, log2, log10, expm1, asin, acos, atan, sinh, cosh, erf = (
+    _unary(n) for n in ["exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "exp2", "log2", "log10",
+                        "expm1", "asin", "acos", "atan", "sinh", "cosh", "erf"])  # fmt: skip
+log1p = _unary("log1p", "Log1PBackward0")
 abs = _unary("abs")  # noqa: A001 - torch.abs
+sigmoid, relu = _unary("sigmoid"), _unary("relu")
 
 
-def _axes(a: Tensor, dim: Any) -> tuple[int, ...]:
-    if dim is None:
-        return tuple(range(a.ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    ndim = max(a.ndim, 1)
-    for d in dims:
-        if not -ndim <= d < ndim:
-            raise IndexError(f"Dimension out of range (expected to be in range of "
-                             f"[{-ndim}, {ndim - 1}], but got {d})")  # fmt: skip
-    return tuple(sorted({d % ndim for d in dims})) if a.ndim else ()
+def _piecewise_constant(name: str) -> Any:
+    def op(a: Tensor) -> Tensor:
+        if a._value.dtype.kind != "f":  # integers: torch keeps the dtype
+            return Tensor._wrap(np.asarray(REGISTRY[name].evaluate((), a._value)))
+        return recorded(primitive(name, [a]), name.capitalize() + "Backward0", name, [a])
+
+    op.__name__ = name
+    return op
 
 
-def _sum(a: Tensor, dim: Any, keepdim: bool) -> Tensor:
-    dt = a._value.dtype if a._value.dtype.kind == "f" else np.dtype(np.int64)
-    return primitive("sum", [a], dt, axes=_axes(a, dim), keepdims=bool(keepdim))
+floor, ceil, round, trunc, sign = map(_piecewise_constant, ["floor", "ceil", "round", "trunc", "sign"])  # noqa: A001
 
 
-def sum(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:  # noqa: A001
-    name = "SumBackward0" if dim is None else "SumBackward1"
-    return recorded(_sum(a, dim, keepdim), name, "sum", [a])
+def rsqrt(a: Tensor) -> Tensor:
+    return recorded(primitive("div", [1.0, primitive("sqrt", [a], float_dtype(a))]), "RsqrtBackward0", "rsqrt", [a])
 
 
-def mean(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
-    if a._value.dtype.kind != "f":
-        raise RuntimeError(
-            "mean(): could not infer output dtype. Input dtype must be either a floating point "
-            f"or complex dtype. Got: {a.dtype.name.capitalize()}"
-        )
-    count = int(np.prod([a.shape[d] for d in _axes(a, dim)], dtype=np.int64))
-    result = primitive("div", [_sum(a, dim, keepdim), count])  # torch: sum / n
-    return recorded(result, "MeanBackward0" if dim is None else "MeanBackward1", "mean", [a])
+def reciprocal(a: Tensor) -> Tensor:
+    return recorded(primitive("div", [1.0, a], float_dtype(a)), "ReciprocalBackward0", "reciprocal", [a])
 
 
-def norm(a: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False) -> Tensor:
-    if p not in ("fro", 2, 2.0):
-        raise NotImplementedError(f"norm: only the 2-norm is implemented, got p={p!r}")
-    squares = primitive("mul", [a, a])
-    result = primitive("sqrt", [_sum(squares, dim, keepdim)])
-    return recorded(result, "LinalgVectorNormBackward0", "norm", [a])
+def square(a: Tensor) -> Tensor:
+    return recorded(primitive("pow", [a, 2]), "PowBackward0", "pow", [a, 2])
+
+
+def atan2(a: Operand, b: Operand) -> Tensor:
+    return _binary("atan2", "Atan2Backward0", a, b, _float_operands(a, b))
+
+
+def maximum(a: Tensor, b: Tensor) -> Tensor:
+    return _binary("maximum", "MaximumBackward0", a, b)
+
+
+def minimum(a: Tensor, b: Tensor) -> Tensor:
+    return _binary("minimum", "MinimumBackward0", a, b)
+
+
+def _where(cond: Operand, a: Operand, b: Operand) -> Tensor:
+    return primitive("where", [cond, a, b], result_dtype([a, b]))
+
+
+def where(cond: Tensor, a: Operand, b: Operand) -> Tensor:
+    return recorded(_where(cond, a, b), "WhereBackward0", "where", [cond, a, b])
+
+
+def clamp(a: Tensor, min: Operand = None, max: Operand = None) -> Tensor:  # noqa: A002
+    """where(x < lo, lo, where(x > hi, hi, x)): the gradient passes at the bounds, as in torch."""
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    result = a
+    if max is not None:
+        result = _where(gt(result, max), max, result)
+    if min is not None:
+        result = _where(lt(result, min), min, result)
+    scalar = all(not isinstance(v, Tensor) for v in (min, max))
+    return recorded(result, "ClampBackward1" if scalar else "ClampBackward0", "clamp", [a])
+
+
+def lerp(start: Tensor, end: Tensor, weight: Operand) -> Tensor:
+    result = primitive("add", [start, primitive("mul", [weight, primitive("sub", [end, start])])])
+    name = "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0"
+    return recorded(result, name, "lerp", [start, end, weight])
+
+
+def nan_to_num(a: Tensor, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
+    info = np.finfo(float_dtype(a))
+    hi = float(info.max) if posinf is None else posinf
+    lo = float(info.min) if neginf is None else neginf
+    result = _where(isnan(a), nan, _where(eq(a, np.inf), hi, _where(eq(a, -np.inf), lo, a)))
+    return recorded(result, "NanToNumBackward0", "nan_to_num", [a])
+
+
+def isnan(a: Tensor) -> Tensor:
+    return Tensor._wrap(np.isnan(a._value))
+
+
+def isinf(a: Tensor) -> Tensor:
+    return Tensor._wrap(np.isinf(a._value))
+
+
+def isfinite(a: Tensor) -> Tensor:
+    return Tensor._wrap(np.isfinite(a._value))
 
 
 def _compare(fn: Any) -> Any:
@@ -199,56 +261,19 @@ lt, le, gt, ge = map(_compare, [np.less, np.less_equal, np.greater, np.greater_e
 eq, ne = _compare(np.equal), _compare(np.not_equal)
 
 
-# ---- indexing -------------------------------------------------------------------------
 
 
-def getitem(a: Tensor, index: Any) -> Tensor:
-    spec, out_shape, grad_fn = normalize_index(index, a.shape)
-    value = a._value[index if not isinstance(index, Tensor) else index._value]
-    result = Tensor._wrap(np.asarray(value), a._storage)
-    if grad_enabled_for(a):
-        node = apply("index", a.graph_node(), spec=spec)
-        if node.shape != out_shape:
-            node = apply("reshape", node, shape=out_shape)
-        result._node = node
-    return recorded(result, grad_fn, "getitem", [a, index])
+def allclose(a: Tensor, b: Operand, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> bool:
+    return bool(np.allclose(a._value, _value_of(b), rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
-def setitem(a: Tensor, index: Any, value: Operand) -> None:
-    if a.requires_grad and a.is_leaf and grad_enabled_for(a):
-        raise RuntimeError(
-            "a leaf Variable that requires grad is being used in an in-place operation."
-        )
-    spec, _, _ = normalize_index(index, a.shape)
-    v = value if isinstance(value, Tensor) else Tensor._wrap(np.asarray(value, dtype=a._value.dtype))
-    track = grad_enabled_for(a, v)
-    if track:
-        before = Tensor._wrap(a._value, a._storage)  # `a` as it was, for the grad_fn record
-        before._node, before._grad_fn = a._node, a._grad_fn
-        base = a.graph_node()
-    a._value[index] = v._value
-    a._storage.version += 1
-    if track:
-        a._node = apply("setitem", base, v.graph_node(), spec=spec)
-        a._grad_fn = make_grad_fn("CopySlices", "setitem", (before, v))
+def isclose(a: Tensor, b: Operand, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> Tensor:
+    return Tensor._wrap(np.isclose(a._value, _value_of(b), rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
-def _reflected(fn: Any) -> Any:
-    return lambda a, b: fn(b, a)
+def equal(a: Tensor, b: Tensor) -> bool:
+    return a.shape == b.shape and bool(np.array_equal(a._value, b._value))
 
 
-METHODS = {
-    "__add__": add, "__radd__": _reflected(add), "__sub__": sub, "__rsub__": rsub,
-    "__mul__": mul, "__rmul__": _reflected(mul), "__truediv__": div, "__rtruediv__": rdiv,
-    "__pow__": pow, "__rpow__": rpow, "__neg__": neg,
-    "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge, "__eq__": eq, "__ne__": ne,
-    "__getitem__": getitem, "__setitem__": setitem,
-    "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow, "neg": neg,
-    "exp": exp, "log": log, "sqrt": sqrt, "sin": sin, "cos": cos, "tan": tan, "tanh": tanh,
-    "abs": abs, "sum": sum, "mean": mean, "norm": norm,
-}  # fmt: skip
-
-
-def install_methods() -> None:
-    for name, fn in METHODS.items():
-        setattr(Tensor, name, fn)
+def _value_of(o: Operand) -> Any:
+    return o._value if isinstance(o, Tensor) else o

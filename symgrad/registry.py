@@ -22,7 +22,7 @@ Vjp = Callable[[Node, Node], tuple["Node | None", ...]]
 @dataclass(frozen=True)
 class Primitive:
     name: str
-    arity: int
+    arity: int  # -1 for a variable number of inputs
     kind: str  # "elementwise" | "reduce" | "view" | "setitem"
     shape_rule: Callable[..., Shape]  # (attrs, *input shapes) -> shape
     evaluate: Callable[..., np.ndarray]  # (attrs, *input arrays) -> array
@@ -31,6 +31,8 @@ class Primitive:
     attr_names: tuple[str, ...] = ()
     expr: Any = None  # elementwise: the defining sympy expression
     opcode: str | None = None  # elementwise: the kernel opcode, if it is one
+    expansion: Any = None  # elementwise without an opcode: sympy expression to lower instead
+    dtype_rule: Callable[..., str] | None = None  # (attrs, *input nodes) -> dtype; default below
     domain: tuple[float, float] = (-2.0, 2.0)  # where tests sample inputs (smooth there)
     examples: tuple[dict, ...] = field(default=())  # {"shapes": [...], **attrs} for tests
 
@@ -47,18 +49,20 @@ def register(prim: Primitive) -> Primitive:
 
 def result_dtype(inputs: tuple[Node, ...]) -> str:
     """Constants are weakly typed; otherwise the widest float among the inputs."""
-    typed = [i.dtype for i in inputs if i.op != "const"] or [i.dtype for i in inputs]
+    typed = [i.dtype for i in inputs if i.op != "const" and i.dtype != "int64"]
+    typed = typed or [i.dtype for i in inputs]
     return "float64" if "float64" in typed else typed[0]
 
 
 def apply(name: str, *inputs: Node, **attrs: Any) -> Node:
     """The node `name(*inputs, **attrs)`, with its shape and dtype inferred."""
     prim = REGISTRY[name]
-    if len(inputs) != prim.arity:
+    if prim.arity >= 0 and len(inputs) != prim.arity:  # arity -1: any number
         raise TypeError(f"{name} takes {prim.arity} inputs, got {len(inputs)}")
     attr_tuple = tuple(attrs[a] for a in prim.attr_names)
     shape = prim.shape_rule(attr_tuple, *(i.shape for i in inputs))
-    return make(name, inputs, attr_tuple, shape, result_dtype(inputs))
+    dtype = prim.dtype_rule(attr_tuple, *inputs) if prim.dtype_rule else result_dtype(inputs)
+    return make(name, inputs, attr_tuple, shape, dtype)
 
 
 def attrs_of(node: Node) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from .registry import Primitive, apply, register
 Spec = tuple  # tuple[int | tuple[int, int, int], ...]
 
 
-class Reduce(sympy.Function):
+class Reduce(sympy.Function):  # subclasses name the reduction: sum, prod, amax, ...
     """`sum(x)` / `sum(x, dim=(0,))` in printed formulas."""
 
     def _sympystr(self, printer) -> str:
@@ -36,6 +36,14 @@ class Subscript(sympy.Function):
         return f"{text}[{index.name}]"
 
 
+class Permute(sympy.Function):
+    def _sympystr(self, printer) -> str:
+        arg, perm = self.args
+        if tuple(perm)[-2:] == (len(perm) - 1, len(perm) - 2):
+            return f"{printer.parenthesize(arg, 1000)}.T"
+        return f"permute({printer.doprint(arg)}, {tuple(perm)})"
+
+
 class Setitem(sympy.Function):
     def _sympystr(self, printer) -> str:
         base, value, index = self.args
@@ -43,9 +51,12 @@ class Setitem(sympy.Function):
 
 
 def spec_to_numpy(spec: Spec) -> tuple:
-    return tuple(
-        e if isinstance(e, int) else slice(e[0], e[0] + e[1] * e[2], e[1]) for e in spec
-    )
+    return tuple(e if isinstance(e, int) else _slice(*e) for e in spec)
+
+
+def _slice(start: int, step: int, length: int) -> slice:
+    stop = start + step * length
+    return slice(start, stop if stop >= 0 else None, step)  # a negative step may run past 0
 
 
 def spec_to_str(spec: Spec) -> str:
@@ -70,20 +81,6 @@ def keepdims_shape(shape: Shape, axes: tuple[int, ...]) -> Shape:
 
 def zeros(shape: Shape, dtype: str) -> Node:
     return apply("broadcast_to", const(0, dtype), shape=tuple(shape))
-
-
-def _sum_shape(attrs: tuple, shape: Shape) -> Shape:
-    axes, keepdims = attrs
-    if keepdims:
-        return keepdims_shape(shape, axes)
-    return tuple(n for d, n in enumerate(shape) if d not in axes)
-
-
-def _sum_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
-    (x,) = out.inputs
-    axes, keepdims = out.attrs
-    kept = g if keepdims else apply("reshape", g, shape=keepdims_shape(x.shape, axes))
-    return (apply("broadcast_to", kept, shape=x.shape),)
 
 
 def _reshape_shape(attrs: tuple, shape: Shape) -> Shape:
@@ -124,17 +121,6 @@ def _index_name(spec: Spec) -> sympy.Symbol:
 
 
 register(Primitive(
-    name="sum", arity=1, kind="reduce", attr_names=("axes", "keepdims"),
-    shape_rule=_sum_shape,
-    evaluate=lambda a, x: np.asarray(np.sum(x, axis=a[0], keepdims=a[1])),
-    vjp=_sum_vjp,
-    examples=({"shapes": [(3, 4)], "axes": (0, 1), "keepdims": False},
-              {"shapes": [(3, 4)], "axes": (1,), "keepdims": True},
-              {"shapes": [(2, 3, 4)], "axes": (0, 2), "keepdims": False}),
-    to_sympy=lambda n, x: Reduce(x, _dims(n)),
-))  # fmt: skip
-
-register(Primitive(
     name="broadcast_to", arity=1, kind="view", attr_names=("shape",),
     shape_rule=_broadcast_shape,
     evaluate=lambda a, x: np.broadcast_to(x, a[0]),
@@ -173,4 +159,38 @@ register(Primitive(
     to_sympy=lambda n, base, value: Setitem(base, value, _index_name(n.attrs[0])),
     examples=({"shapes": [(4, 5), (2,)], "spec": (1, (1, 2, 2))},
               {"shapes": [(4, 5), ()], "spec": ((0, 3, 2), (1, 1, 3))}),
+))  # fmt: skip
+
+
+def _permute_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
+    (perm,) = out.attrs
+    return (apply("permute", g, perm=tuple(int(i) for i in np.argsort(perm))),)
+
+
+register(Primitive(
+    name="permute", arity=1, kind="view", attr_names=("perm",),
+    shape_rule=lambda a, shape: tuple(shape[p] for p in a[0]),
+    evaluate=lambda a, x: np.transpose(x, a[0]),
+    vjp=_permute_vjp,
+    to_sympy=lambda n, x: Permute(x, sympy.Tuple(*n.attrs[0])),
+    examples=({"shapes": [(2, 3, 4)], "perm": (2, 0, 1)}, {"shapes": [(3, 4)], "perm": (1, 0)}),
+))  # fmt: skip
+
+register(Primitive(
+    name="cast", arity=1, kind="cast", attr_names=("dtype",),
+    shape_rule=lambda a, shape: shape,
+    dtype_rule=lambda a, x: a[0],
+    evaluate=lambda a, x: x.astype(a[0]),
+    vjp=lambda g, out: (apply("cast", g, dtype=out.inputs[0].dtype),),
+    to_sympy=lambda n, x: x,
+    examples=({"shapes": [(3, 4)], "dtype": "float32"}, {"shapes": [(3,)], "dtype": "float64"}),
+))  # fmt: skip
+
+register(Primitive(
+    name="stop_gradient", arity=1, kind="view",
+    shape_rule=lambda a, shape: shape,
+    evaluate=lambda a, x: x,
+    vjp=None,  # x is treated as a constant by differentiation (torch's detach, inside a graph)
+    to_sympy=lambda n, x: x,
+    examples=({"shapes": [(3, 4)]},),
 ))  # fmt: skip

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
-from .autograd import AccumulateGrad, GradFn, is_grad_enabled
-from .gradient import ParamSlot, ValueSlot, gradients
+from .gradfn import AccumulateGrad, GradFn, is_grad_enabled
+from .gradient import ParamSlot, ValueSlot
 from .node import Node, leaf
 from .printing import tensor_repr
 
@@ -48,7 +48,7 @@ _NON_LEAF_GRAD = (
 
 class Tensor:
     __slots__ = ("_value", "_storage", "_node", "_grad_fn", "_grad", "_accumulator",
-                 "_value_leaf", "__weakref__")  # fmt: skip
+                 "_value_leaf", "_base", "_retains_grad", "_hooks", "__weakref__")  # fmt: skip
 
     def __init__(self, *data: Any) -> None:
         from .creation import legacy_constructor_value
@@ -63,6 +63,9 @@ class Tensor:
         self._grad: Tensor | None = None
         self._accumulator: AccumulateGrad | None = None
         self._value_leaf: tuple[int, Node] | None = None
+        self._base: tuple[Tensor, Any] | None = None  # (base, index) for views made by indexing
+        self._retains_grad = False
+        self._hooks: list = []
 
     @classmethod
     def _wrap(cls, value: np.ndarray, storage: Storage | None = None) -> Tensor:
@@ -107,7 +110,7 @@ class Tensor:
 
     @property
     def grad(self) -> Tensor | None:
-        if self._grad_fn is not None:
+        if self._grad_fn is not None and not self._retains_grad:
             warnings.warn(_NON_LEAF_GRAD, UserWarning, stacklevel=2)
         return self._grad
 
@@ -131,27 +134,23 @@ class Tensor:
 
     def backward(self, gradient: Any = None, retain_graph: bool | None = None,
                  create_graph: bool = False, inputs: Any = None) -> None:  # fmt: skip
-        if self._node is None:
-            raise RuntimeError(
-                "element 0 of tensors does not require grad and does not have a grad_fn"
-            )
-        seed = None
-        if gradient is None:
-            if self._value.size != 1:
-                raise RuntimeError("grad can be implicitly created only for scalar outputs")
-        else:
-            seed = self._seed_array(gradient)
-        for node, grad in gradients(self._node, seed):
-            _accumulate(node.payload.tensor(), grad)
+        from .engine import backward
 
-    def _seed_array(self, gradient: Any) -> np.ndarray:
-        g = gradient._value if isinstance(gradient, Tensor) else np.asarray(gradient)
-        if g.shape != self.shape:
-            raise RuntimeError(
-                f"Mismatch in shape: grad_output[0] has a shape of {Size(g.shape)!r} and "
-                f"output[0] has a shape of {self.shape!r}."
-            )
-        return np.ascontiguousarray(g, dtype=self._value.dtype)
+        backward(self, gradient, retain_graph, create_graph, inputs)
+
+    def retain_grad(self) -> None:
+        from .engine import retain_grad
+
+        retain_grad(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def register_hook(self, hook: Any) -> Any:
+        from .engine import register_hook
+
+        return register_hook(self, hook)
 
     def detach(self) -> Tensor:
         return Tensor._wrap(self._value, self._storage)
@@ -233,20 +232,6 @@ class Tensor:
 
     def __hash__(self) -> int:
         return id(self)
-
-
-def _accumulate(tensor: Tensor | None, grad: np.ndarray) -> None:
-    """`.grad += grad`, in place when a gradient is already there (as torch does)."""
-    if tensor is None:
-        return
-    current = tensor._grad
-    if current is None:
-        tensor._grad = Tensor._wrap(grad)
-    elif current._value.flags.writeable and current._value.shape == grad.shape:
-        np.add(current._value, grad, out=current._value, casting="unsafe")
-        current._storage.version += 1
-    else:
-        current._value = current._value + grad
 
 
 def is_tensor(obj: Any) -> bool:

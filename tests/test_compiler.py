@@ -8,7 +8,6 @@ import re
 
 import numpy as np
 import pytest
-
 from symgrad.compiler import (
     OPCODES,
     Access,
@@ -19,6 +18,7 @@ from symgrad.compiler import (
     JitSession,
     KernelProgram,
     Loop,
+    Matmul,
     Store,
 )
 
@@ -27,15 +27,26 @@ from symgrad.compiler import (
 UNARY = {
     "neg": np.negative, "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "tanh": np.tanh, "floor": np.floor,
-    "ceil": np.ceil,
+    "ceil": np.ceil, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
+    "sinh": np.sinh, "cosh": np.cosh, "erf": lambda x: math.erf(x), "log1p": np.log1p,
+    "expm1": np.expm1, "exp2": np.exp2, "log2": np.log2, "log10": np.log10,
+    "round": np.round, "trunc": np.trunc, "isnan": np.isnan, "isinf": np.isinf,
 }  # fmt: skip
 BINARY = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-    "max": np.maximum, "min": np.minimum,
+    "max": np.maximum, "min": np.minimum, "atan2": np.arctan2,
     "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
     "eq": np.equal, "ne": np.not_equal,
 }  # fmt: skip
-LIBM = {"pow", "exp", "log", "sin", "cos", "tan", "tanh"}  # results may differ by an ulp or two
+# Results may differ from numpy's by an ulp or two (libm or numpy's own SIMD code).
+LIBM = {
+    "pow", "exp", "log", "sin", "cos", "tan", "tanh", "atan2", "asin", "acos", "atan",
+    "sinh", "cosh", "erf", "log1p", "expm1", "exp2", "log2", "log10",
+}  # fmt: skip
+ACCUMULATE = {
+    "sum": lambda old, v: old + v, "prod": lambda old, v: old * v,
+    "max": np.maximum, "min": np.minimum,
+}  # fmt: skip
 
 
 def c_pow(x, y):
@@ -57,7 +68,7 @@ def scalar_op(op: str, ty: type, args: list) -> object:
 
 
 def interpret(program: KernelProgram, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Run a KernelProgram element by element with numpy scalars."""
+    """Run a KernelProgram element by element with numpy scalars (Matmul with np.matmul)."""
     feed = iter(inputs)
     bufs = [
         np.array(next(feed), b.dtype).ravel() if b.kind == "input" else np.zeros(b.size, b.dtype)
@@ -67,6 +78,8 @@ def interpret(program: KernelProgram, inputs: list[np.ndarray]) -> list[np.ndarr
         for step in program.steps:
             if isinstance(step, Fill):
                 bufs[step.buffer][:] = step.value
+            elif isinstance(step, Matmul):
+                run_matmul(step, bufs)
             else:
                 run_loop(step, bufs)
     return [bufs[k] for k in program.of_kind("output")]
@@ -76,22 +89,50 @@ def element(a: Access, idx: tuple[int, ...]) -> int:
     return a.offset + sum(s * i for s, i in zip(a.strides, idx))
 
 
+def checked(index: int, bound: int) -> int:
+    if not -bound <= index < bound:
+        raise IndexError(f"index {index} is out of bounds for dimension with size {bound}")
+    return index + bound if index < 0 else index
+
+
+def run_instr(loop: Loop, ins: Instr, idx, vals: list, bufs: list[np.ndarray]) -> object:
+    ty = np.dtype(loop.dtype).type
+    if ins.op in ("load", "gather"):
+        a = loop.loads[ins.load]
+        shift = checked(int(vals[ins.args[0]]), ins.bound) * ins.stride if ins.args else 0
+        raw = bufs[a.buffer][element(a, idx) + shift]
+        return int(raw) if raw.dtype == np.int64 else ty(raw)
+    if ins.op == "const":
+        return ty(ins.value)
+    return scalar_op(ins.op, ty, [vals[k] for k in ins.args])
+
+
 def run_loop(loop: Loop, bufs: list[np.ndarray]) -> None:
     ty = np.dtype(loop.dtype).type
     for idx in np.ndindex(*loop.shape):
         vals: list = []
         for ins in loop.body:
-            if ins.op == "load":
-                a = loop.loads[ins.load]
-                vals.append(ty(bufs[a.buffer][element(a, idx)]))
-            elif ins.op == "const":
-                vals.append(ty(ins.value))
-            else:
-                vals.append(scalar_op(ins.op, ty, [vals[k] for k in ins.args]))
+            vals.append(run_instr(loop, ins, idx, vals, bufs))
         for st in loop.stores:
             buf, k = bufs[st.access.buffer], element(st.access, idx)
+            if st.index >= 0:
+                k += checked(vals[st.index], st.bound) * st.index_stride
             value = vals[st.value]
-            buf[k] = ty(buf[k]) + value if st.mode == "sum" else value
+            buf[k] = value if st.mode == "assign" else ACCUMULATE[st.mode](ty(buf[k]), value)
+
+
+def matrix(buf: np.ndarray, offset: int, rows: int, cols: int, trans: bool) -> np.ndarray:
+    """The rows x cols matrix op(M) where M is stored row-major at `offset`."""
+    stored = buf[offset : offset + rows * cols].reshape((cols, rows) if trans else (rows, cols))
+    return stored.T if trans else stored
+
+
+def run_matmul(mm: Matmul, bufs: list[np.ndarray]) -> None:
+    for b in range(mm.batch):
+        a = matrix(bufs[mm.a], mm.a_offset + b * mm.a_batch_stride, mm.m, mm.k, mm.trans_a)
+        x = matrix(bufs[mm.b], mm.b_offset + b * mm.b_batch_stride, mm.k, mm.n, mm.trans_b)
+        out = matrix(bufs[mm.out], mm.out_offset + b * mm.m * mm.n, mm.m, mm.n, False)
+        out[...] = out + a @ x if mm.accumulate else a @ x
 
 
 # ---------------------------------------------------------------- helpers
@@ -175,6 +216,25 @@ def test_comparisons_on_nan(session: JitSession) -> None:
     }  # fmt: skip
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_round_is_half_to_even_and_predicates_are_exact(session: JitSession, dtype) -> None:
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4999, 1e30, np.nan, -np.inf], dtype)
+    results = {op: session.compile(elementwise(op, dtype, x.size))([x])[0]
+               for op in ("round", "trunc", "isnan", "isinf")}  # fmt: skip
+    np.testing.assert_array_equal(results["round"], np.round(x))
+    assert results["round"][:6].tolist() == [0, 2, 2, -0, -2, -2]
+    np.testing.assert_array_equal(results["trunc"], np.trunc(x))
+    assert results["isnan"].tolist() == [0] * 8 + [1, 0]
+    assert results["isinf"].tolist() == [0] * 9 + [1]
+
+
+def test_libm_opcodes_call_libm_and_intrinsics_stay_intrinsics(session: JitSession) -> None:
+    callees = {"erf": "erff", "log1p": "log1pf", "expm1": "expm1f",
+               "atan2": "llvm.atan2.f32", "round": "llvm.roundeven.f32"}  # fmt: skip
+    for op, callee in callees.items():
+        assert f'@"{callee}"(' in session.compile(elementwise(op, "float32", 3)).llvm_ir
+
+
 # ---------------------------------------------------------------- access patterns
 
 
@@ -208,9 +268,7 @@ def reduction(dtype: str, out_strides: tuple[int, int], out_size: int, loop_dtyp
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize(
-    "strides, size, axis", [((1, 0), 5, 1), ((0, 1), 7, 0), ((0, 0), 1, None)]
-)
+@pytest.mark.parametrize("strides, size, axis", [((1, 0), 5, 1), ((0, 1), 7, 0), ((0, 0), 1, None)])
 def test_reductions(session: JitSession, dtype, strides, size, axis) -> None:
     x = np.random.default_rng(1).normal(size=(5, 7)).astype(dtype)
     got, want = run_both(session, reduction(dtype, strides, size), [x])
@@ -227,6 +285,41 @@ def test_reduction_mixed_dtypes_rounds_like_memory(session, buffer_dtype, loop_d
     for strides, size in [((1, 0), 5), ((0, 1), 7)]:
         got, want = run_both(session, reduction(buffer_dtype, strides, size, loop_dtype), [x])
         assert_same(got, want)
+
+
+FILL_FOR = {"sum": 0.0, "prod": 1.0, "max": -np.inf, "min": np.inf}
+NUMPY_REDUCE = {"sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min}
+
+
+def reduce_program(mode: str, dtype: str, strides, size: int, loop_dtype: str = ""):
+    """out[...] (mode)= x[i, j] over a (5, 7) space, after the mode's Fill."""
+    return KernelProgram(
+        (Buffer(dtype, 35, "input"), Buffer(dtype, size, "output")),
+        (Fill(1, FILL_FOR[mode]),
+         loop((5, 7), loop_dtype or dtype, [Access(0, 0, (7, 1))], [Instr("load", load=0)],
+              [Store(Access(1, 0, strides), 0, mode)])),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("mode", ["prod", "max", "min"])
+@pytest.mark.parametrize("strides, size, axis", [((1, 0), 5, 1), ((0, 1), 7, 0), ((0, 0), 1, None)])
+def test_store_modes(session: JitSession, mode, dtype, strides, size, axis) -> None:
+    x = np.random.default_rng(4).uniform(0.5, 1.5, size=(5, 7)).astype(dtype)
+    x[2, 3] = np.nan  # propagates through max/min like numpy.maximum, not fmax
+    got, want = run_both(session, reduce_program(mode, dtype, strides, size), [x])
+    assert_same(got, want)
+    expected = np.atleast_1d(NUMPY_REDUCE[mode](x, axis=axis))
+    np.testing.assert_allclose(got[0], expected, rtol=1e-5, equal_nan=True)
+    assert np.isnan(got[0]).sum() == 1
+
+
+@pytest.mark.parametrize("buffer_dtype, loop_dtype", MIXED)
+def test_product_mixed_dtypes_rounds_like_memory(session, buffer_dtype, loop_dtype) -> None:
+    x = np.random.default_rng(5).uniform(0.9, 1.1, 35).astype(buffer_dtype)
+    for strides, size in [((1, 0), 5), ((0, 1), 7)]:
+        prog = reduce_program("prod", buffer_dtype, strides, size, loop_dtype)
+        assert_same(*run_both(session, prog, [x]))
 
 
 def test_reduction_into_a_buffer_also_read_or_written_twice(session: JitSession) -> None:
@@ -339,6 +432,251 @@ def test_empty_iteration_spaces(session: JitSession) -> None:
     assert got[0].tolist() == [7.0] * 3 and got[1].shape == (0,)
 
 
+# ---------------------------------------------------------------- gather and scatter
+
+
+def take_rows(n_idx: int, rows: int, cols: int, dtype: str = "float64", loop_dtype: str = ""):
+    """out[i, j] = x[idx[i], j]: x is rows x cols, idx holds n_idx int64 indices."""
+    return KernelProgram(
+        (Buffer("int64", n_idx, "input"), Buffer(dtype, rows * cols, "input"),
+         Buffer(dtype, n_idx * cols, "output")),
+        (loop((n_idx, cols), loop_dtype or dtype, [Access(0, 0, (1, 0)), Access(1, 0, (0, 1))],
+              [Instr("load", load=0), Instr("gather", (0,), load=1, stride=cols, bound=rows)],
+              [Store(Access(2, 0, (cols, 1)), 1)]),),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype, loop_dtype", [("float32", ""), ("float64", ""), *MIXED])
+def test_gather_rows_with_negative_indices(session: JitSession, dtype, loop_dtype) -> None:
+    x = np.arange(15, dtype=dtype).reshape(5, 3) / 7
+    idx = np.array([0, -1, 4, 2, -5, 4], np.int64)
+    got, want = run_both(session, take_rows(6, 5, 3, dtype, loop_dtype), [idx, x])
+    assert_same(got, want)
+    np.testing.assert_allclose(got[0], x[idx].ravel(), rtol=1e-7)
+
+
+def test_gather_along_the_last_axis(session: JitSession) -> None:
+    # out[i, j] = x[i, idx[i, j]] (take_along_axis), index stride 1, with arithmetic after
+    prog = KernelProgram(
+        (Buffer("int64", 8, "input"), Buffer("float32", 12, "input"),
+         Buffer("float32", 8, "output")),
+        (loop((4, 2), "float32", [Access(0, 0, (2, 1)), Access(1, 0, (3, 0))],
+              [Instr("load", load=0), Instr("gather", (0,), load=1, stride=1, bound=3),
+               Instr("exp", (1,))],
+              [Store(Access(2, 0, (2, 1)), 2)]),),
+    )  # fmt: skip
+    x = np.random.default_rng(6).normal(size=(4, 3)).astype(np.float32)
+    idx = np.array([[0, 2], [1, 1], [-1, -3], [2, 0]], np.int64)
+    got, want = run_both(session, prog, [idx, x])
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+    np.testing.assert_allclose(got[0], np.exp(np.take_along_axis(x, idx, 1)).ravel(), rtol=1e-6)
+
+
+def scatter_rows(mode: str, n_idx: int, rows: int, cols: int, dtype: str = "float64"):
+    """out[idx[i], j] (mode)= u[i, j] after the mode's Fill: a scatter into rows x cols."""
+    return KernelProgram(
+        (Buffer("int64", n_idx, "input"), Buffer(dtype, n_idx * cols, "input"),
+         Buffer(dtype, rows * cols, "output")),
+        (Fill(2, FILL_FOR.get(mode, 0.0)),
+         loop((n_idx, cols), dtype, [Access(0, 0, (1, 0)), Access(1, 0, (cols, 1))],
+              [Instr("load", load=0), Instr("load", load=1)],
+              [Store(Access(2, 0, (0, 1)), 1, mode, index=0, index_stride=cols, bound=rows)]),),
+    )  # fmt: skip
+
+
+NUMPY_AT = {"sum": np.add.at, "prod": np.multiply.at, "max": np.maximum.at, "min": np.minimum.at}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("mode", ["assign", "sum", "prod", "max", "min"])
+def test_scatter_with_duplicate_indices(session: JitSession, mode: str, dtype: str) -> None:
+    idx = np.array([1, 3, 1, -1, 0, 1], np.int64)  # rows 1 and 4 (= -1) are hit repeatedly
+    u = np.random.default_rng(7).uniform(0.5, 2, size=(6, 3)).astype(dtype)
+    got, want = run_both(session, scatter_rows(mode, 6, 5, 3, dtype), [idx, u])
+    assert_same(got, want)
+    expected = np.full((5, 3), FILL_FOR.get(mode, 0.0), dtype)
+    if mode == "assign":
+        expected[idx] = u  # numpy, like the loop, keeps the last write of a duplicate
+    else:
+        NUMPY_AT[mode](expected, idx, u)
+    np.testing.assert_allclose(got[0], expected.ravel(), rtol=1e-6)
+
+
+def test_int64_buffers_copy_and_fill(session: JitSession) -> None:
+    # out = idx[::-1] through an int64 temp; f = 7 (int64 Fill); values above 2**53 survive
+    prog = KernelProgram(
+        (Buffer("int64", 4, "input"), Buffer("int64", 4, "temp"), Buffer("int64", 4, "output"),
+         Buffer("int64", 2, "output")),
+        (Fill(3, 7.0),
+         loop((4,), "float64", [Access(0, 3, (-1,))], [Instr("load", load=0)],
+              [Store(Access(1, 0, (1,)), 0)]),
+         loop((4,), "float64", [Access(1, 0, (1,))], [Instr("load", load=0)],
+              [Store(Access(2, 0, (1,)), 0)])),
+    )  # fmt: skip
+    idx = np.array([2**62 + 1, -3, 0, 2**53 + 1], np.int64)
+    got, want = run_both(session, prog, [idx])
+    assert_same(got, want)
+    assert got[0].tolist() == idx[::-1].tolist() and got[1].tolist() == [7, 7]
+
+
+# ---------------------------------------------------------------- index errors
+
+
+BAD_INDICES = [5, -6, 2**62, -(2**63), 2**63 - 1]
+
+
+@pytest.mark.parametrize("bad", BAD_INDICES)
+def test_gather_index_out_of_bounds_raises(session: JitSession, bad: int) -> None:
+    idx = np.array([0, 4, bad, 1], np.int64)
+    message = f"index {bad} is out of bounds for dimension with size 5"
+    with pytest.raises(IndexError, match=re.escape(message)):
+        interpret(take_rows(4, 5, 3), [idx, np.zeros(15)])
+    with pytest.raises(IndexError, match=re.escape(message)):
+        session.compile(take_rows(4, 5, 3))([idx, np.zeros(15)])
+
+
+@pytest.mark.parametrize("bad", BAD_INDICES)
+def test_scatter_index_out_of_bounds_raises(session: JitSession, bad: int) -> None:
+    compiled = session.compile(scatter_rows("sum", 3, 5, 2))
+    message = f"index {bad} is out of bounds for dimension with size 5"
+    with pytest.raises(IndexError, match=re.escape(message)):
+        compiled([np.array([1, bad, 2], np.int64), np.ones(6)])
+    (good,) = compiled([np.array([1, -5, 1], np.int64), np.ones(6)])  # still usable
+    assert good.tolist() == [1, 1, 2, 2, 0, 0, 0, 0, 0, 0]
+
+
+def test_status_codes_agree_between_emitter_and_caller() -> None:
+    from symgrad.compiler import call, emit
+
+    assert call.STATUS_INDEX_ERROR == emit.STATUS_INDEX_ERROR != emit.STATUS_OK == 0
+
+
+def test_bound_not_buffer_size_limits_indices(session: JitSession) -> None:
+    # Gather from the first 2 rows of a 5-row buffer: index 2 is in memory but not in bounds.
+    prog = KernelProgram(
+        (Buffer("int64", 1, "input"), Buffer("float64", 10, "input"),
+         Buffer("float64", 1, "output")),
+        (loop((1,), "float64", [Access(0, 0, (1,)), Access(1, 0, (0,))],
+              [Instr("load", load=0), Instr("gather", (0,), load=1, stride=2, bound=2)],
+              [Store(Access(2, 0, (1,)), 1)]),),
+    )  # fmt: skip
+    compiled = session.compile(prog)
+    assert compiled([np.array([-1]), np.arange(10.0)])[0].tolist() == [2.0]
+    with pytest.raises(IndexError, match="index 2 is out of bounds for dimension with size 2"):
+        compiled([np.array([2]), np.arange(10.0)])
+
+
+def test_gather_from_an_empty_dimension(session: JitSession) -> None:
+    # bound 0: the program compiles (nothing can be touched) and any index fails at run time.
+    compiled = session.compile(take_rows(2, 0, 3))
+    with pytest.raises(IndexError, match="index 0 is out of bounds for dimension with size 0"):
+        compiled([np.zeros(2, np.int64), np.zeros(0)])
+    assert session.compile(take_rows(0, 0, 3))([np.zeros(0, np.int64), np.zeros(0)])[0].size == 0
+
+
+def test_int64_inputs_are_validated(session: JitSession) -> None:
+    compiled = session.compile(take_rows(2, 5, 3))
+    for bad in (np.zeros(2), np.zeros(2, np.int32), np.zeros(2, np.uint64)):
+        with pytest.raises(TypeError, match="input 0: expected .* int64"):
+            compiled([bad, np.zeros(15)])
+
+
+# ---------------------------------------------------------------- matmul
+
+
+def matmul_program(m, n, k, dtype="float64", batch=1, trans=(False, False), strides=None,
+                   accumulate=False, offsets=(0, 0, 0)):  # fmt: skip
+    """out[b] = op(A[b]) @ op(B[b]) through one Matmul step; out is pre-filled with 0.5."""
+    a_stride, b_stride = strides if strides is not None else (m * k, k * n)
+    a_size = offsets[0] + max(a_stride * (batch - 1), 0) + m * k
+    b_size = offsets[1] + max(b_stride * (batch - 1), 0) + k * n
+    mm = Matmul(0, 1, 2, m, n, k, *trans, batch, a_stride, b_stride, accumulate, *offsets)
+    return KernelProgram(
+        (Buffer(dtype, a_size, "input"), Buffer(dtype, b_size, "input"),
+         Buffer(dtype, offsets[2] + batch * m * n + 2, "output")),
+        (Fill(2, 0.5), mm),
+    )  # fmt: skip
+
+
+def check_matmul(session: JitSession, prog: KernelProgram) -> None:
+    """Compiled vs the oracle and vs numpy.matmul of the same operands (BLAS rounding)."""
+    rng = np.random.default_rng(8)
+    a, b, out = prog.buffers
+    inputs = [rng.normal(size=buf.size).astype(buf.dtype) for buf in (a, b)]
+    got, want = run_both(session, prog, inputs)
+    mm = prog.steps[1]
+    bufs = [*inputs, np.full(out.size, 0.5, out.dtype)]
+    run_matmul(mm, bufs)
+    rtol = 1e-5 if out.dtype == "float32" else 1e-12
+    atol = rtol * max(1.0, np.sqrt(mm.k))
+    np.testing.assert_allclose(got[0], want[0], rtol=rtol, atol=atol)
+    np.testing.assert_allclose(got[0], bufs[2], rtol=rtol, atol=atol)
+    start, stop = mm.out_offset, mm.out_offset + mm.batch * mm.m * mm.n
+    assert (np.delete(got[0], np.s_[start:stop]) == 0.5).all()  # nothing else is written
+
+
+SHAPES = [(3, 4, 5), (1, 7, 3), (4, 1, 6), (5, 3, 1), (1, 1, 1), (3, 4, 0), (0, 3, 4),
+          (33, 17, 65)]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m, n, k", SHAPES)
+def test_matmul_shapes(session: JitSession, m, n, k, dtype) -> None:
+    check_matmul(session, matmul_program(m, n, k, dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("trans", [(False, True), (True, False), (True, True)])
+def test_matmul_transposed(session: JitSession, trans, dtype) -> None:
+    for m, n, k in [(3, 4, 5), (1, 4, 2), (3, 1, 2), (2, 3, 1)]:
+        check_matmul(session, matmul_program(m, n, k, dtype, trans=trans))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_matmul_batches_broadcast_accumulate_offsets(session: JitSession, dtype) -> None:
+    m, n, k = 3, 2, 4
+    for strides in [(m * k, k * n), (0, k * n), (m * k, 0), (0, 0), (m * k + 1, k * n + 3)]:
+        check_matmul(session, matmul_program(m, n, k, dtype, batch=3, strides=strides))
+    check_matmul(session, matmul_program(m, n, k, dtype, batch=2, accumulate=True))
+    check_matmul(session, matmul_program(m, n, 0, dtype, batch=2, accumulate=True))
+    check_matmul(session, matmul_program(m, n, k, dtype, batch=2, trans=(True, True),
+                                         accumulate=True, offsets=(5, 1, 3)))  # fmt: skip
+    check_matmul(session, matmul_program(m, n, k, dtype, batch=0))
+
+
+def test_matmul_between_loops_and_from_a_temp(session: JitSession) -> None:
+    # t = 2 x; out = t @ y (+= onto y[0, 0] filled by a loop); z = out + 1
+    prog = KernelProgram(
+        (Buffer("float64", 6, "input"), Buffer("float64", 6, "input"),
+         Buffer("float64", 6, "temp"), Buffer("float64", 4, "output"),
+         Buffer("float64", 4, "output")),
+        (loop((6,), "float64", [Access(0, 0, (1,))],
+              [Instr("load", load=0), Instr("add", (0, 0))], [Store(Access(2, 0, (1,)), 1)]),
+         Fill(3, 0.0),
+         loop((), "float64", [Access(1, 0, ())], [Instr("load", load=0)],
+              [Store(Access(3, 0, ()), 0)]),
+         Matmul(2, 1, 3, 2, 2, 3, accumulate=True),
+         loop((4,), "float64", [Access(3, 0, (1,))],
+              [Instr("load", load=0), Instr("const", value=1.0), Instr("add", (0, 1))],
+              [Store(Access(4, 0, (1,)), 2)])),
+    )  # fmt: skip
+    x, y = np.arange(6.0), np.arange(6.0) / 3
+    got, want = run_both(session, prog, [x, y])
+    out = (2 * x).reshape(2, 3) @ y.reshape(3, 2)
+    out[0, 0] += y[0]
+    np.testing.assert_allclose(got[0], out.ravel(), rtol=1e-12)
+    np.testing.assert_allclose(got[1], out.ravel() + 1, rtol=1e-12)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+
+
+def test_matmul_without_blas_symbol_fails_at_compile_time(monkeypatch) -> None:
+    from symgrad.compiler import blas
+
+    monkeypatch.setitem(blas.GEMM_SYMBOLS, "float64", "no_such_dgemm64_")
+    with pytest.raises(RuntimeError, match="Matmul needs the BLAS symbol 'no_such_dgemm64_'"):
+        JitSession().compile(matmul_program(2, 2, 2))
+
+
 # ---------------------------------------------------------------- checks and errors
 
 
@@ -396,6 +734,93 @@ def test_bad_kernel_name_is_refused(session: JitSession) -> None:
 )  # fmt: skip
 def test_malformed_programs_are_refused(session: JitSession, steps, words) -> None:
     prog = KernelProgram((Buffer("float64", 6, "input"), Buffer("float64", 6, "output")), steps)
+    with pytest.raises(ValueError, match=words):
+        session.compile(prog)
+
+
+IDX, X = Instr("load", load=0), Instr("load", load=1)  # an int64 index, a float64 value
+INDEX_LOADS = (Access(0, 0, (1,)), Access(1, 0, (1,)))  # idx[i], x[i]
+
+
+def index_loop(body, stores, loads=INDEX_LOADS, dtype="float64") -> Loop:
+    return Loop((4,), dtype, loads, tuple(body), tuple(stores))
+
+
+def gather(stride: int, bound: int, index: int = 0) -> Instr:
+    return Instr("gather", (index,), load=1, stride=stride, bound=bound)
+
+
+def scatter(offset: int, stride: int, bound: int, mode: str = "sum", value: int = 1) -> Store:
+    return Store(Access(2, offset, (0,)), value, mode, index=0, index_stride=stride, bound=bound)
+
+
+@pytest.mark.parametrize(
+    "steps, words",
+    [
+        ((index_loop([IDX, Instr("neg", (0,))], []),), "int64 index"),
+        ((index_loop([IDX, X, Instr("add", (0, 1))], []),), "int64 index"),
+        ((index_loop([IDX, X, gather(1, 2, index=1)], []),), "gather index must be"),
+        ((index_loop([IDX, Instr("gather", (0,), load=0, bound=4)], []),), "from int64"),
+        ((index_loop([IDX, X], [Store(Access(2, 0, (1,)), 0)]),), "int64 buffers only"),
+        ((index_loop([IDX, X], [Store(Access(3, 0, (1,)), 1)]),), "int64 buffers only"),
+        ((index_loop([IDX], [Store(Access(3, 0, (1,)), 0, "sum")]),), "int64 buffers only"),
+        ((index_loop([IDX, X], [], dtype="int64"),), "invalid dtype"),
+        ((Fill(3, 0.5),), "int64 buffer 3 filled"),
+        ((Fill(3, float("inf")),), "int64 buffer 3 filled"),
+        # x[i + 2 * idx] reaches element 3 + 2 * 1 = 5 (ok) or, with bound 3, 7 (too far)
+        ((index_loop([IDX, gather(2, 3)], []),), "elements 0..7 outside buffer 1"),
+        ((index_loop([IDX, gather(-1, 2)], []),), "elements -1..3 outside buffer 1"),
+        ((index_loop([IDX, gather(1, -1)], []),), "negative bound"),
+        ((index_loop([IDX, X], [scatter(0, 2, 4)]),), "elements 0..6 outside buffer 2"),
+        ((index_loop([IDX, X], [scatter(0, 1, 2, value=0)]),), "int64 buffers only"),
+        ((index_loop([IDX, X], [Store(Access(2, 0, (0,)), 1, index=1, bound=2)]),),
+         "scatter index must be"),
+        ((index_loop([IDX, X], [Store(Access(2, 0, (0,)), 1, "mean")]),), "invalid store"),
+    ],
+)  # fmt: skip
+def test_malformed_index_programs_are_refused(session: JitSession, steps, words) -> None:
+    prog = KernelProgram(
+        (Buffer("int64", 4, "input"), Buffer("float64", 6, "input"),
+         Buffer("float64", 6, "output"), Buffer("int64", 4, "output")),
+        steps,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=words):
+        session.compile(prog)
+
+
+def test_valid_index_programs_at_the_edge_are_accepted(session: JitSession) -> None:
+    steps = (index_loop([IDX, gather(1, 3), gather(-1, 1)], [scatter(2, 3, 2)]),)
+    prog = KernelProgram(
+        (Buffer("int64", 4, "input"), Buffer("float64", 6, "input"),
+         Buffer("float64", 6, "output")),
+        steps,
+    )  # fmt: skip
+    session.compile(prog)
+
+
+@pytest.mark.parametrize(
+    "step, words",
+    [
+        (Matmul(0, 1, 2, 2, 5, 1), "outside buffer 2"),  # out needs 10, has 9
+        (Matmul(0, 1, 2, 2, 2, 4, batch=2, b_batch_stride=1), "outside buffer 1"),
+        (Matmul(0, 1, 2, 2, 2, 4, batch=2, a_batch_stride=1, a_offset=1), "outside buffer 0"),
+        (Matmul(0, 1, 2, 1, 1, 2, batch=2, a_batch_stride=-1), "outside buffer 0"),
+        (Matmul(0, 1, 0, 1, 1, 1), "input buffer"),
+        (Matmul(0, 1, 1, 1, 1, 1), "input buffer"),
+        (Matmul(0, 2, 2, 1, 1, 1), "also an operand"),
+        (Matmul(0, 3, 2, 1, 1, 1), "one float dtype"),
+        (Matmul(0, 1, 4, 1, 1, 1), "one float dtype"),
+        (Matmul(0, 1, 2, -1, 1, 1), "negative extent"),
+        (Matmul(0, 9, 2, 1, 1, 1), "out of range"),
+    ],
+)  # fmt: skip
+def test_malformed_matmuls_are_refused(session: JitSession, step, words) -> None:
+    prog = KernelProgram(
+        (Buffer("float64", 8, "input"), Buffer("float64", 8, "input"),
+         Buffer("float64", 9, "output"), Buffer("float32", 8, "input"),
+         Buffer("int64", 8, "output")),
+        (step,),
+    )  # fmt: skip
     with pytest.raises(ValueError, match=words):
         session.compile(prog)
 

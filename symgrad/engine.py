@@ -1,0 +1,180 @@
+"""The eager backward engine: backward() and autograd.grad() on tensors.
+
+Checks torch's preconditions (scalar outputs, grad-requiring inputs, graphs freed by
+an earlier backward), runs the compiled gradient plan, applies tensor hooks and
+accumulates into .grad (differentiably with create_graph). Imports tensor, gradient,
+gradfn.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+
+from .gradfn import grad_fn_class, is_grad_enabled, walk
+from .gradient import gradients
+from .node import Node
+from .tensor import Size, Tensor
+
+_FREED = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after "
+    "they have already been freed). Saved intermediate values of the graph are freed when you "
+    "call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward "
+    "through the graph a second time or if you need to access saved tensors after calling backward."
+)
+
+RETAINING: weakref.WeakSet = weakref.WeakSet()  # non-leaf tensors that called retain_grad()
+
+
+def _as_list(x: Any) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _seeds(outputs: list[Tensor], grad_outputs: list[Any]) -> list[np.ndarray | None]:
+    seeds = []
+    for k, (out, g) in enumerate(zip(outputs, grad_outputs)):
+        if out._node is None:
+            raise RuntimeError(f"element {k} of tensors does not require grad and does not have a grad_fn")
+        if g is None:
+            if out.numel() != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            seeds.append(None)
+            continue
+        value = g._value if isinstance(g, Tensor) else np.asarray(g)
+        if value.shape != out.shape:
+            raise RuntimeError(f"Mismatch in shape: grad_output[{k}] has a shape of {Size(value.shape)!r} "
+                               f"and output[{k}] has a shape of {out.shape!r}.")  # fmt: skip
+        seeds.append(np.ascontiguousarray(value, dtype=out._value.dtype))
+    return seeds
+
+
+def _check_and_free(outputs: list[Tensor], retain_graph: bool) -> None:
+    records = [r for out in outputs for r in walk(out.grad_fn)]
+    if any(r._freed and r._saves_tensors for r in records):
+        raise RuntimeError(_FREED)
+    if not retain_graph:
+        for r in records:
+            r._freed = True
+
+
+def _result(array: np.ndarray, node: Node | None) -> Tensor:
+    t = Tensor._wrap(array)
+    if node is not None and is_grad_enabled():  # create_graph: the gradient is differentiable
+        t._node = node
+        t._grad_fn = grad_fn_class(f"{node.op.capitalize()}Backward0")("gradient", (), ())
+    return t
+
+
+def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None = None,
+             create_graph: bool = False, inputs: Any = None) -> None:  # fmt: skip
+    outputs = _as_list(tensors)
+    seeds = _seeds(outputs, _as_list(grad_tensors) if grad_tensors is not None else [None] * len(outputs))
+    _check_and_free(outputs, create_graph if retain_graph is None else retain_graph)
+    targets = None if inputs is None else [t for t in _as_list(inputs)]
+
+    def choose(order: list[Node]) -> list[Node]:
+        if targets is not None:
+            return [t._node for t in targets]
+        present = {id(n) for n in order}
+        params = [n for n in order if n.op == "leaf" and n.payload.is_param]
+        return params + [t._node for t in RETAINING if t._node is not None and id(t._node) in present]
+
+    wrt, arrays, symbolic = gradients([o._node for o in outputs], seeds, choose, create_graph)
+    owners = _owners(wrt, targets)
+    for owner_list, array, node in zip(owners, arrays, symbolic):
+        for owner in owner_list:
+            if array is not None:
+                _accumulate(owner, _hooked(owner, _result(array, node)))
+
+
+def _owners(wrt: list[Node], targets: list[Tensor] | None) -> list[list[Tensor]]:
+    """The tensors whose .grad receives each gradient."""
+    if targets is not None:
+        return [[t] for t in targets]
+    retaining: dict[int, list[Tensor]] = {}
+    for t in RETAINING:
+        if t._node is not None:
+            retaining.setdefault(id(t._node), []).append(t)
+    return [[n.payload.tensor()] if n.op == "leaf" and n.payload.is_param else retaining.get(id(n), [])
+            for n in wrt]  # fmt: skip
+
+
+def _hooked(t: Tensor, grad: Tensor) -> Tensor:
+    for hook in t._hooks:
+        replaced = hook(grad)
+        if replaced is not None:
+            grad = replaced
+    return grad
+
+
+def _accumulate(t: Tensor | None, grad: Tensor) -> None:
+    """`.grad += grad`: in place when possible (torch keeps the same .grad tensor)."""
+    if t is None:
+        return
+    current = t._grad
+    if current is None:
+        t._grad = grad if grad._value.dtype == t._value.dtype else Tensor._wrap(grad._value.astype(t._value.dtype))
+    elif grad._node is not None or current._node is not None:
+        t._grad = current + grad  # differentiable accumulation (create_graph)
+    elif current._value.flags.writeable and current._value.shape == grad.shape:
+        np.add(current._value, grad._value, out=current._value, casting="unsafe")
+        current._storage.version += 1
+    else:
+        t._grad = Tensor._wrap(current._value + grad._value)
+
+
+def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool | None = None,
+         create_graph: bool = False, only_inputs: bool = True, allow_unused: bool | None = None,
+         is_grads_batched: bool = False, materialize_grads: bool = False) -> tuple[Tensor | None, ...]:  # fmt: skip
+    outs, ins = _as_list(outputs), _as_list(inputs)
+    for t in ins:
+        if not t.requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    seeds = _seeds(outs, _as_list(grad_outputs) if grad_outputs is not None else [None] * len(outs))
+    _check_and_free(outs, create_graph if retain_graph is None else retain_graph)
+    try:
+        _, arrays, symbolic = gradients([o._node for o in outs], seeds, [t._node for t in ins], create_graph)
+    except RuntimeError:
+        arrays, symbolic = [None] * len(ins), [None] * len(ins)
+    results: list[Tensor | None] = []
+    for t, array, node in zip(ins, arrays, symbolic):
+        if array is None and not (allow_unused or materialize_grads):
+            raise RuntimeError("One of the differentiated Tensors appears to not have been used in the "
+                               "graph. Set allow_unused=True if this is the desired behavior.")  # fmt: skip
+        if array is None:
+            results.append(Tensor._wrap(np.zeros(t.shape, t._value.dtype)) if materialize_grads else None)
+        else:
+            results.append(_hooked(t, _result(array, node)))
+    return tuple(results)
+
+
+def retain_grad(t: Tensor) -> None:
+    if t._node is None:
+        raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+    if t.grad_fn is not None:
+        t._retains_grad = True
+        RETAINING.add(t)
+
+
+def register_hook(t: Tensor, hook: Any) -> Any:
+    if t._node is None:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    if t.grad_fn is not None:
+        raise NotImplementedError("register_hook on a non-leaf tensor is not supported yet "
+                                  "(hooks on leaves and retain_grad() are)")  # fmt: skip
+    t._hooks.append(hook)
+    return _Handle(t, hook)
+
+
+class _Handle:
+    def __init__(self, t: Tensor, hook: Any) -> None:
+        self._t, self._hook = weakref.ref(t), hook
+
+    def remove(self) -> None:
+        t = self._t()
+        if t is not None and self._hook in t._hooks:
+            t._hooks.remove(self._hook)
+
+

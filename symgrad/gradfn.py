@@ -1,0 +1,146 @@
+"""grad_fn records and grad mode: the bookkeeping of the eager API.
+
+`grad_fn` objects are what users see (`<MulBackward0 object at 0x...>`, their
+`next_functions`); the math lives in the DAG node of each tensor. A record also
+keeps the user-level op and its operands, which inspection prints as the
+forward formula. Imports the standard library only.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_state, "enabled", True)
+
+
+def set_grad_enabled_flag(mode: bool) -> None:
+    _state.enabled = bool(mode)
+
+
+class _GradMode:
+    """Context manager and decorator that sets grad mode, restoring it afterwards."""
+
+    mode = True
+
+    def __enter__(self) -> None:
+        self._previous = is_grad_enabled()
+        set_grad_enabled_flag(self.mode)
+
+    def __exit__(self, *exc: object) -> None:
+        set_grad_enabled_flag(self._previous)
+
+    def __call__(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self.__class__():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradMode):  # noqa: N801 - torch's name
+    mode = False
+
+
+class enable_grad(_GradMode):  # noqa: N801
+    mode = True
+
+
+class inference_mode(_GradMode):  # noqa: N801 - in symgrad the same as no_grad
+    mode = False
+
+    def __init__(self, mode: bool = True) -> None:
+        self.mode = not mode
+
+
+class set_grad_enabled(_GradMode):  # noqa: N801
+    """Sets grad mode at once (as a call) and restores it on exit (as a context manager)."""
+
+    def __init__(self, mode: bool) -> None:
+        self._previous = is_grad_enabled()
+        self.mode = bool(mode)
+        set_grad_enabled_flag(self.mode)
+
+    def __enter__(self) -> None:
+        set_grad_enabled_flag(self.mode)
+
+
+class GradFn:
+    """Base of every grad_fn object; the class name is torch's (AddBackward0, ...)."""
+
+    def __init__(self, op: str, operands: tuple, next_functions: tuple) -> None:
+        self._op = op  # the user-level operation, e.g. "mean"
+        self._operands = operands  # tensors and Python numbers, for the forward formula
+        self.next_functions = next_functions
+        self._freed = False  # set by a backward without retain_graph
+
+    @property
+    def _saves_tensors(self) -> bool:
+        """Does torch's version of this node keep tensors that backward frees?"""
+        name = type(self).__name__
+        return not (name in _SAVES_NOTHING or name.startswith(_SAVES_NOTHING_PREFIXES))
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} object at {id(self):#x}>"
+
+
+_SAVES_NOTHING = {"CopySlices", "AccumulateGrad", "CloneBackward0", "NegBackward0"}
+_SAVES_NOTHING_PREFIXES = ("Add", "Sub", "Rsub", "Sum", "Mean", "View", "Unsqueeze", "Squeeze",
+                           "Permute", "Transpose", "TBackward", "Expand", "Slice", "Select",
+                           "Alias", "Cat", "Stack", "Split", "Repeat", "Flip", "ToCopy",
+                           "UnsafeView")  # fmt: skip
+
+
+class AccumulateGrad(GradFn):
+    def __init__(self, variable: Any) -> None:
+        super().__init__("leaf", (), ())
+        self.variable = variable
+
+
+_classes: dict[str, type] = {}
+
+
+def grad_fn_class(name: str) -> type:
+    cls = _classes.get(name)
+    if cls is None:
+        cls = _classes[name] = type(name, (GradFn,), {"__module__": "torch.autograd.graph"})
+    return cls
+
+
+def make_grad_fn(name: str, op: str, operands: tuple) -> GradFn:
+    """The record for `op(*operands)`, linked to the grad_fn of each tensor operand."""
+    nexts = tuple((_edge(o), 0) for o in operands if hasattr(o, "_grad_fn") or o is None)
+    return grad_fn_class(name)(op, operands, nexts)
+
+
+def _edge(t: Any) -> GradFn | None:
+    if t is None or not t.requires_grad:
+        return None
+    if t.grad_fn is not None:
+        return t.grad_fn
+    if t._accumulator is None:
+        t._accumulator = AccumulateGrad(t)
+    return t._accumulator
+
+
+def walk(fn: GradFn | None) -> list[GradFn]:
+    """Every grad_fn record reachable from `fn` through next_functions."""
+    seen: dict[int, GradFn] = {}
+    stack = [fn] if fn is not None else []
+    while stack:
+        f = stack.pop()
+        if id(f) in seen:
+            continue
+        seen[id(f)] = f
+        stack.extend(n for n, _ in f.next_functions if n is not None)
+    return list(seen.values())

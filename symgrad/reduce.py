@@ -1,0 +1,89 @@
+"""Reduction primitives: sum, prod, amax, amin over a set of axes.
+
+Each lowers to one loop over the input's shape that accumulates into the
+output with the record's store mode, after a fill with the mode's identity.
+amax/amin split the gradient evenly among ties, as torch does. Imports registry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from .node import Node, Shape
+from .registry import Primitive, apply, register
+from .structural import Reduce, keepdims_shape
+
+# primitive -> (store mode, fill value)
+ACCUMULATE = {"sum": ("sum", 0.0), "prod": ("prod", 1.0),
+              "amax": ("max", -np.inf), "amin": ("min", np.inf)}  # fmt: skip
+
+
+class Sum(Reduce):
+    pass
+
+
+class Prod(Reduce):
+    pass
+
+
+class Amax(Reduce):
+    pass
+
+
+class Amin(Reduce):
+    pass
+
+
+def _shape(attrs: tuple, shape: Shape) -> Shape:
+    axes, keepdims = attrs
+    if keepdims:
+        return keepdims_shape(shape, axes)
+    return tuple(n for d, n in enumerate(shape) if d not in axes)
+
+
+def expand_back(y: Node, x: Node, axes: tuple[int, ...], keepdims: bool) -> Node:
+    """A reduced value broadcast back over the input's shape."""
+    kept = y if keepdims else apply("reshape", y, shape=keepdims_shape(x.shape, axes))
+    return apply("broadcast_to", kept, shape=x.shape)
+
+
+def _sum_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
+    (x,) = out.inputs
+    return (expand_back(g, x, *out.attrs),)
+
+
+def _prod_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
+    (x,) = out.inputs  # d prod / d x_i = prod / x_i (inexact where x_i == 0)
+    return (apply("div", apply("mul", expand_back(g, x, *out.attrs), expand_back(out, x, *out.attrs)), x),)
+
+
+def _extreme_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
+    (x,) = out.inputs  # the gradient is shared evenly by the elements equal to the extreme
+    hit = apply("eq", x, expand_back(out, x, *out.attrs))
+    count = apply("sum", hit, axes=out.attrs[0], keepdims=out.attrs[1])
+    share = apply("div", g, count)
+    return (apply("mul", hit, expand_back(share, x, *out.attrs)),)
+
+
+def _reducer(name: str, fn, vjp, printer: type) -> None:
+    def to_sympy(node: Node, x: sympy.Expr) -> sympy.Expr:
+        axes = node.attrs[0]
+        return printer(x, sympy.S.true if len(axes) == node.inputs[0].ndim else sympy.Tuple(*axes))
+
+    register(Primitive(
+        name=name, arity=1, kind="reduce", attr_names=("axes", "keepdims"),
+        shape_rule=_shape,
+        evaluate=lambda a, x: np.asarray(fn(x, axis=a[0], keepdims=a[1])),
+        vjp=vjp, to_sympy=to_sympy,
+        domain=(0.5, 2.0) if name == "prod" else (-2.0, 2.0),
+        examples=({"shapes": [(3, 4)], "axes": (0, 1), "keepdims": False},
+                  {"shapes": [(3, 4)], "axes": (1,), "keepdims": True},
+                  {"shapes": [(2, 3, 4)], "axes": (0, 2), "keepdims": False}),
+    ))  # fmt: skip
+
+
+_reducer("sum", np.sum, _sum_vjp, Sum)
+_reducer("prod", np.prod, _prod_vjp, Prod)
+_reducer("amax", np.max, _extreme_vjp, Amax)
+_reducer("amin", np.min, _extreme_vjp, Amin)

@@ -1,0 +1,192 @@
+"""Eager reductions: sum, mean, prod, amax/amin, max/min, argmax/argmin, var, std, norm,
+logsumexp, softmax, log_softmax, cumsum.
+
+Composites are built from the reduction primitives; a max(dim) hands its gradient to
+the index it returns through a gather whose indices are a runtime input.
+Imports ops, tensor, node, registry.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections import namedtuple
+from typing import Any
+
+import numpy as np
+
+from .ops import Operand, float_dtype, maximum, minimum, primitive, recorded
+from .tensor import Tensor
+
+MaxResult = namedtuple("MaxResult", ["values", "indices"])  # torch.return_types.max
+
+
+def axes_of(a: Tensor, dim: Any) -> tuple[int, ...]:
+    if dim is None or dim == ():
+        return tuple(range(a.ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    ndim = builtins.max(a.ndim, 1)
+    for d in dims:
+        if not -ndim <= d < ndim:
+            raise IndexError(f"Dimension out of range (expected to be in range of "
+                             f"[{-ndim}, {ndim - 1}], but got {d})")  # fmt: skip
+    return tuple(sorted({d % ndim for d in dims})) if a.ndim else ()
+
+
+def _reduce(name: str, a: Operand, dim: Any, keepdim: bool, dt: Any = None) -> Tensor:
+    return primitive(name, [a], dt, axes=axes_of(a, dim), keepdims=bool(keepdim))
+
+
+def _count(a: Tensor, dim: Any) -> int:
+    return int(np.prod([a.shape[d] for d in axes_of(a, dim)], dtype=np.int64))
+
+
+def sum(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:  # noqa: A001
+    dt = a._value.dtype if a._value.dtype.kind == "f" else np.dtype(np.int64)
+    name = "SumBackward0" if dim is None else "SumBackward1"
+    return recorded(_reduce("sum", a, dim, keepdim, dt), name, "sum", [a])
+
+
+def mean(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
+    if a._value.dtype.kind != "f":
+        raise RuntimeError(
+            "mean(): could not infer output dtype. Input dtype must be either a floating point "
+            f"or complex dtype. Got: {a.dtype.name.capitalize()}"
+        )
+    result = primitive("div", [_reduce("sum", a, dim, keepdim), _count(a, dim)])  # torch: sum / n
+    return recorded(result, "MeanBackward0" if dim is None else "MeanBackward1", "mean", [a])
+
+
+def prod(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
+    name = "ProdBackward0" if dim is None else "ProdBackward1"
+    return recorded(_reduce("prod", a, dim, keepdim), name, "prod", [a])
+
+
+def amax(a: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
+    return recorded(_reduce("amax", a, dim, keepdim), "AmaxBackward0", "amax", [a])
+
+
+def amin(a: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
+    return recorded(_reduce("amin", a, dim, keepdim), "AminBackward0", "amin", [a])
+
+
+def _extreme(which: str, a: Tensor, dim: Any, keepdim: bool) -> Any:
+    if isinstance(dim, Tensor):  # torch.max(a, other)
+        return (maximum if which == "max" else minimum)(a, dim)
+    name = which.capitalize()
+    if dim is None:
+        if a.numel() == 0:
+            raise RuntimeError(f"{which}(): Expected reduction dim to be specified for input.numel() == 0. "
+                               "Specify the reduction dim with the 'dim' argument.")  # fmt: skip
+        prim = "amax" if which == "max" else "amin"
+        return recorded(_reduce(prim, a, None, False), f"{name}Backward1", which, [a])
+    (axis,) = axes_of(a, dim)
+    pick = np.argmax if which == "max" else np.argmin
+    index = pick(a._value, axis=axis, keepdims=True)
+    values = take_along(a, index, axis)
+    if not keepdim:
+        values = primitive("reshape", [values], shape=tuple(np.delete(a.shape, axis)))
+        index = np.squeeze(index, axis=axis)
+    return MaxResult(recorded(values, f"{name}Backward0", which, [a]), Tensor._wrap(index))
+
+
+def take_along(a: Tensor, index: np.ndarray, axis: int) -> Tensor:
+    """a gathered along `axis` at int64 `index` (a runtime input of the gradient)."""
+    return primitive("gather", [a, Tensor._wrap(index.astype(np.int64))], a._value.dtype, axis=axis)
+
+
+def max(a: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+    return _extreme("max", a, dim, keepdim)
+
+
+def min(a: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+    return _extreme("min", a, dim, keepdim)
+
+
+def argmax(a: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    if dim is None:
+        return Tensor._wrap(np.asarray(np.argmax(a._value), dtype=np.int64))
+    return Tensor._wrap(np.argmax(a._value, axis=dim, keepdims=keepdim).astype(np.int64))
+
+
+def argmin(a: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    if dim is None:
+        return Tensor._wrap(np.asarray(np.argmin(a._value), dtype=np.int64))
+    return Tensor._wrap(np.argmin(a._value, axis=dim, keepdims=keepdim).astype(np.int64))
+
+
+def _correction(unbiased: Any, correction: Any) -> float:
+    if correction is not None:
+        return float(correction)
+    return 1.0 if unbiased is None or unbiased else 0.0
+
+
+def _var(a: Tensor, dim: Any, unbiased: Any, keepdim: bool, correction: Any) -> Tensor:
+    if isinstance(dim, bool):  # var(unbiased) positional form
+        dim, unbiased = None, dim
+    centered = primitive("sub", [a, primitive("div", [_reduce("sum", a, dim, True), _count(a, dim)])])
+    squares = _reduce("sum", primitive("mul", [centered, centered]), dim, keepdim)
+    return primitive("div", [squares, _count(a, dim) - _correction(unbiased, correction)])
+
+
+def var(a: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *, correction: Any = None) -> Tensor:
+    return recorded(_var(a, dim, unbiased, keepdim, correction), "VarBackward0", "var", [a])
+
+
+def std(a: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *, correction: Any = None) -> Tensor:
+    result = primitive("sqrt", [_var(a, dim, unbiased, keepdim, correction)])
+    return recorded(result, "StdBackward0", "std", [a])
+
+
+def norm(a: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
+    absolute = primitive("abs", [a], float_dtype(a))
+    if p in ("fro", 2, 2.0):
+        result = primitive("norm_sqrt", [_reduce("sum", primitive("mul", [a, a], float_dtype(a)), dim, keepdim)])
+    elif p in (float("inf"), "inf"):
+        result = _reduce("amax", absolute, dim, keepdim)
+    elif p == 1:
+        result = _reduce("sum", absolute, dim, keepdim)
+    else:
+        powered = _reduce("sum", primitive("pow", [absolute, float(p)]), dim, keepdim)
+        result = primitive("pow", [powered, 1.0 / float(p)])
+    return recorded(result, "LinalgVectorNormBackward0", "norm", [a])
+
+
+def _logsumexp(a: Tensor, dim: Any, keepdim: bool) -> Tensor:
+    """m + log(sum(exp(x - m))) with m = amax(x), held constant (the result does not depend on it)."""
+    m = primitive("stop_gradient", [_reduce("amax", a, dim, True)])
+    m = primitive("where", [primitive("isinf", [m]), 0.0, m])  # all -inf: avoid inf - inf
+    total = _reduce("sum", primitive("exp", [primitive("sub", [a, m])]), dim, True)
+    result = primitive("add", [primitive("log", [total]), m])
+    if not keepdim:
+        result = primitive("reshape", [result], shape=tuple(n for d, n in enumerate(a.shape) if d not in axes_of(a, dim)))
+    return result
+
+
+def logsumexp(a: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
+    return recorded(_logsumexp(a, dim, keepdim), "LogsumexpBackward0", "logsumexp", [a])
+
+
+def softmax(a: Tensor, dim: int, dtype: Any = None) -> Tensor:
+    m = primitive("stop_gradient", [_reduce("amax", a, dim, True)])
+    e = primitive("exp", [primitive("sub", [a, m])])
+    return recorded(primitive("div", [e, _reduce("sum", e, dim, True)]), "SoftmaxBackward0", "softmax", [a])
+
+
+def log_softmax(a: Tensor, dim: int, dtype: Any = None) -> Tensor:
+    result = primitive("sub", [a, _logsumexp(a, dim, True)])
+    return recorded(result, "LogSoftmaxBackward0", "log_softmax", [a])
+
+
+def cumsum(a: Tensor, dim: int, dtype: Any = None) -> Tensor:
+    """x @ U along `dim`, U the upper-triangular ones (a BLAS product: O(n^2) work)."""
+    (axis,) = axes_of(a, dim)
+    n = a.shape[axis] if a.ndim else 1
+    perm = tuple(d for d in range(a.ndim) if d != axis) + (axis,)
+    moved = primitive("permute", [a], perm=perm) if a.ndim > 1 else primitive("reshape", [a], shape=(1, n))
+    upper = Tensor._wrap(np.triu(np.ones((n, n), dtype=float_dtype(a))))
+    summed = primitive("matmul", [moved, upper], float_dtype(a))
+    if a.ndim > 1:
+        result = primitive("permute", [summed], perm=tuple(int(i) for i in np.argsort(perm)))
+    else:
+        result = primitive("reshape", [summed], shape=a.shape)
+    return recorded(result, "CumsumBackward0", "cumsum", [a])
