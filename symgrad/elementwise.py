@@ -62,15 +62,24 @@ def _zero_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
 
 def _partials(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> tuple[sympy.Expr, ...]:
     # DiracDelta is the derivative of a step: zero almost everywhere, as torch takes it.
-    return tuple(sympy.diff(expr, s).replace(sympy.DiracDelta, lambda *a: 0) for s in symbols)
+    # powsimp turns x**y*y/x into y*x**(y - 1), which is finite at x = 0 (as in torch).
+    return tuple(sympy.powsimp(sympy.diff(expr, s)).replace(sympy.DiracDelta, lambda *a: 0) for s in symbols)
 
 
 def elementwise(name: str, expr: sympy.Expr, fn: Callable, *, opcode: str | None = None,
                 expansion: sympy.Expr | None = None, grad: str | None = "sympy",
-                domain: tuple[float, float] = (-2.0, 2.0)) -> Primitive:  # fmt: skip
-    """Register `name`, defined by `expr` over x, y, z; `grad` is "sympy", "zero" or None."""
+                domain: tuple[float, float] = (-2.0, 2.0), mask: dict | None = None) -> Primitive:  # fmt: skip
+    """Register `name`, defined by `expr` over x, y, z; `grad` is "sympy", "zero" or None.
+
+    `mask` maps a symbol to a condition under which its partial is taken as 0 (torch's
+    convention where the formula would give 0 * inf).
+    """
     symbols = tuple(s for s in (X, Y, Z) if s in expr.free_symbols) or (X,)
-    vjp = {"sympy": lambda: _vjp_from_partials(_partials(expr, symbols), symbols),
+    partials = _partials(expr, symbols)
+    if mask:
+        partials = tuple(sympy.Piecewise((0, mask[s]), (p, True)) if s in mask else p
+                         for s, p in zip(symbols, partials))  # fmt: skip
+    vjp = {"sympy": lambda: _vjp_from_partials(partials, symbols),
            "zero": lambda: _zero_vjp, None: lambda: None}[grad]()  # fmt: skip
     prim = Primitive(
         name=name, arity=len(symbols), kind="elementwise",
@@ -136,7 +145,8 @@ def _define() -> None:
         domain = (0.2, 2.0) if name in positive else (-0.9, 0.9) if name in ("asin", "acos") else (
             (-1.2, 1.2) if name == "tan" else (-0.5, 2.0) if name == "log1p" else (-2.0, 2.0))
         opcode = {"maximum": "max", "minimum": "min"}.get(name, name)
-        elementwise(name, expr, fn, opcode=opcode, domain=domain)
+        mask = {X: sympy.Eq(Y, 0)} if name == "pow" else None  # d(x**0)/dx = 0, also at x = 0
+        elementwise(name, expr, fn, opcode=opcode, domain=domain, mask=mask)
     elementwise("sigmoid", sigmoid(X), lambda x: 1 / (1 + np.exp(-x)), expansion=1 / (1 + sympy.exp(-X)))
     elementwise("norm_sqrt", norm_sqrt(X), np.sqrt, expansion=sympy.sqrt(X), domain=(0.2, 2.0))
     elementwise("relu", relu(X), lambda x: np.maximum(x, 0), expansion=sympy.Max(X, 0))

@@ -32,8 +32,9 @@ def _as_list(x: Any) -> list:
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def _seeds(outputs: list[Tensor], grad_outputs: list[Any]) -> list[np.ndarray | None]:
-    seeds = []
+def _seeds(outputs: list[Tensor], grad_outputs: list[Any], create_graph: bool = False) -> list[Any]:
+    """Per output: None (the implicit 1), an array, or a node (a differentiable cotangent)."""
+    seeds: list[Any] = []
     for k, (out, g) in enumerate(zip(outputs, grad_outputs)):
         if out._node is None:
             raise RuntimeError(f"element {k} of tensors does not require grad and does not have a grad_fn")
@@ -46,7 +47,10 @@ def _seeds(outputs: list[Tensor], grad_outputs: list[Any]) -> list[np.ndarray | 
         if value.shape != out.shape:
             raise RuntimeError(f"Mismatch in shape: grad_output[{k}] has a shape of {Size(value.shape)!r} "
                                f"and output[{k}] has a shape of {out.shape!r}.")  # fmt: skip
-        seeds.append(np.ascontiguousarray(value, dtype=out._value.dtype))
+        if create_graph and isinstance(g, Tensor) and g.requires_grad and g._value.dtype == out._value.dtype:
+            seeds.append(g._node)
+        else:
+            seeds.append(np.ascontiguousarray(value, dtype=out._value.dtype))
     return seeds
 
 
@@ -70,7 +74,8 @@ def _result(array: np.ndarray, node: Node | None) -> Tensor:
 def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None = None,
              create_graph: bool = False, inputs: Any = None) -> None:  # fmt: skip
     outputs = _as_list(tensors)
-    seeds = _seeds(outputs, _as_list(grad_tensors) if grad_tensors is not None else [None] * len(outputs))
+    seeds = _seeds(outputs, _as_list(grad_tensors) if grad_tensors is not None else [None] * len(outputs),
+                   create_graph)
     _check_and_free(outputs, create_graph if retain_graph is None else retain_graph)
     targets = None if inputs is None else [t for t in _as_list(inputs)]
 
@@ -132,12 +137,10 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
     for t in ins:
         if not t.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
-    seeds = _seeds(outs, _as_list(grad_outputs) if grad_outputs is not None else [None] * len(outs))
+    seeds = _seeds(outs, _as_list(grad_outputs) if grad_outputs is not None else [None] * len(outs),
+                   create_graph)
     _check_and_free(outs, create_graph if retain_graph is None else retain_graph)
-    try:
-        _, arrays, symbolic = gradients([o._node for o in outs], seeds, [t._node for t in ins], create_graph)
-    except RuntimeError:
-        arrays, symbolic = [None] * len(ins), [None] * len(ins)
+    _, arrays, symbolic = gradients([o._node for o in outs], seeds, [t._node for t in ins], create_graph)
     results: list[Tensor | None] = []
     for t, array, node in zip(ins, arrays, symbolic):
         if array is None and not (allow_unused or materialize_grads):

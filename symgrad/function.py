@@ -59,12 +59,13 @@ class Function:
         with no_grad():
             outputs = cls.forward(ctx, *args)
         many = isinstance(outputs, tuple)
-        outs = [_own(o) for o in (outputs if many else (outputs,))]
+        raw = list(outputs if many else (outputs,))
+        outs = [_own(o) for o in raw]
         tensors = [a for a in args if isinstance(a, Tensor)]
         if is_grad_enabled() and any(t.requires_grad for t in tensors):
             for k, out in enumerate(outs):
-                if id(out) not in ctx.non_differentiable and out._value.dtype.kind == "f":
-                    _connect(cls, ctx, args, outs, k)
+                if id(raw[k]) not in ctx.non_differentiable and out._value.dtype.kind == "f":
+                    _connect(cls, ctx, args, outs, k, raw)
         return tuple(outs) if many else outs[0]
 
 
@@ -72,22 +73,33 @@ def _own(o: Any) -> Any:
     return Tensor._wrap(o._value, o._storage) if isinstance(o, Tensor) else o
 
 
-def _connect(cls: type, ctx: FunctionCtx, args: tuple, outs: list, k: int) -> None:
-    """Make outs[k] a `custom` node: its value a runtime input, its vjp the traced backward."""
+def _connect(cls: type, ctx: FunctionCtx, args: tuple, outs: list, k: int, raw: list) -> None:
+    """Make outs[k] a `custom` node: its value a runtime input, its vjp the traced backward.
+
+    In the traced backward, the cotangent is the placeholder leaf `g` and a saved output
+    k is the placeholder `me`, which the vjp binds to the node itself: so the gradient
+    stays differentiable (exp's backward uses exp's output, as in torch).
+    """
     out = outs[k]
     g = leaf(out.shape, out._value.dtype.name, ValueSlot(np.ones(out.shape, out._value.dtype)))
+    me = leaf(out.shape, out._value.dtype.name, ValueSlot(out._value))
     cotangents = [Tensor._wrap(np.zeros(o.shape, o._value.dtype)) if isinstance(o, Tensor) else None for o in outs]
     cotangents[k] = Tensor._wrap(g.payload.array)
     cotangents[k]._node = g
-    with enable_grad():
-        grads = cls.backward(ctx, *cotangents)
+    saved = ctx.saved_tensors
+    ctx.saved_tensors = tuple(_placeholder(out, me) if s is raw[k] else s for s in saved)
+    try:
+        with enable_grad():
+            grads = cls.backward(ctx, *cotangents)
+    finally:
+        ctx.saved_tensors = saved
     grads = list(grads) if isinstance(grads, tuple) else [grads]
     inputs = [a for a in args]
     grad_nodes = [_grad_node(gr, a) for gr, a in zip(grads, inputs)]
     present = [n for n in grad_nodes if n is not None]
-    key, order = structure_key([*present, g])
-    others = [n for n in order if n.op == "leaf" and n is not g]
-    TEMPLATES.setdefault(key, (grad_nodes, [g, *others]))
+    key, order = structure_key([*present, g, me])
+    others = [n for n in order if n.op == "leaf" and n is not g and n is not me]
+    TEMPLATES.setdefault(key, (grad_nodes, [g, me, *others]))
     input_nodes = [a.graph_node() for a in inputs if isinstance(a, Tensor)]
     value = leaf(out.shape, out._value.dtype.name, ValueSlot(out._value, out._storage))
     from .registry import apply
@@ -98,6 +110,12 @@ def _connect(cls: type, ctx: FunctionCtx, args: tuple, outs: list, k: int) -> No
     from .gradfn import make_grad_fn
 
     out._grad_fn.next_functions = make_grad_fn("x", "x", tensor_inputs).next_functions
+
+
+def _placeholder(out: Tensor, me: Node) -> Tensor:
+    t = Tensor._wrap(out._value, out._storage)
+    t._node = me
+    return t
 
 
 def _grad_node(grad: Any, arg: Any) -> Node | None:
@@ -113,7 +131,7 @@ def _grad_node(grad: Any, arg: Any) -> Node | None:
 def _custom_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
     key, n_inputs = out.attrs
     grads, template_leaves = TEMPLATES[key]
-    actual = [g, *out.inputs[1 + n_inputs :]]
+    actual = [g, out, *out.inputs[1 + n_inputs :]]
     rebound = rebind(grads, template_leaves, actual)
     tensor_grads = iter(rebound)
     return (None, *(next(tensor_grads) for _ in range(n_inputs)), *([None] * (len(out.inputs) - 1 - n_inputs)))

@@ -97,13 +97,16 @@ def _build(roots: Sequence[Node], seeds: Sequence[Node], wrt: Sequence[Node], le
     return GradientPlan(grads, leaves, inputs, compiled, stats)
 
 
-def seed_nodes(roots: Sequence[Node], seeds: Sequence[np.ndarray | None]) -> list[Node]:
-    """The cotangent flowing into each root: the constant 1, or a runtime input."""
-    return [const(1.0, r.dtype) if s is None else leaf(r.shape, r.dtype, ValueSlot(s, describe="gradient"))
-            for r, s in zip(roots, seeds)]  # fmt: skip
+Seed = np.ndarray | Node | None
 
 
-def plan_for(roots: Sequence[Node], seeds: Sequence[np.ndarray | None],
+def seed_nodes(roots: Sequence[Node], seeds: Sequence[Seed]) -> list[Node]:
+    """The cotangent flowing into each root: the constant 1, a runtime input, or an expression."""
+    return [s if isinstance(s, Node) else const(1.0, r.dtype) if s is None else
+            leaf(r.shape, r.dtype, ValueSlot(s, describe="gradient")) for r, s in zip(roots, seeds)]  # fmt: skip
+
+
+def plan_for(roots: Sequence[Node], seeds: Sequence[Seed],
              wrt: Sequence[Node] | Callable[[list[Node]], list[Node]],
              cache: CodeCache = DEFAULT_CACHE) -> tuple[GradientPlan, list[Node], list[Node]]:  # fmt: skip
     """(plan, this graph's leaves, wrt): the cached or new plan for this graph's structure.
@@ -111,18 +114,20 @@ def plan_for(roots: Sequence[Node], seeds: Sequence[np.ndarray | None],
     `wrt` is a list of nodes, or a function choosing them from the graph's nodes.
     """
     seed = seed_nodes(roots, seeds)
-    key, order = structure_key([*roots, *(s for s in seed if s.op == "leaf")])
+    key, order = structure_key([*roots, *(s for s in seed if s.op != "const")])
     wrt = list(wrt(order) if callable(wrt) else wrt)
-    position = {id(n): k for k, n in enumerate(order)}
-    if any(id(w) not in position for w in wrt):
-        raise RuntimeError("One of the differentiated Tensors appears to not have been used in the graph.")
+    position = {id(n): k for k, n in enumerate(order)}  # a node outside the graph gets None
     leaves = [n for n in order if n.op == "leaf"]
-    full_key = ("gradient", key, tuple(position[id(w)] for w in wrt), tuple(s is None for s in seeds))
+    full_key = ("gradient", key, tuple(position.get(id(w), -1) for w in wrt), tuple(_kind(s) for s in seeds))
     plan = cache.get_or_build(full_key, lambda: _build(roots, seed, wrt, leaves, cache))
     return plan, leaves, wrt
 
 
-def gradients(roots: Sequence[Node], seeds: Sequence[np.ndarray | None],
+def _kind(seed: Seed) -> str:
+    return "one" if seed is None else "node" if isinstance(seed, Node) else "array"
+
+
+def gradients(roots: Sequence[Node], seeds: Sequence[Seed],
               wrt: Sequence[Node] | Callable[[list[Node]], list[Node]],
               create_graph: bool = False, cache: CodeCache = DEFAULT_CACHE,
               ) -> tuple[list[Node], list[np.ndarray | None], list[Node | None]]:  # fmt: skip

@@ -16,7 +16,9 @@ import numpy as np
 import sympy
 
 from .gradient import plan_for, seed_nodes, symbolic_gradients
+from .matmul import MatMul
 from .node import Node, structure_key, topo_order
+from .reduce import Sum
 from .registry import REGISTRY
 from .structural import Reduce, Setitem, Subscript
 from .tensor import Tensor
@@ -46,8 +48,8 @@ _FORWARD = {
     "div": lambda a, b: a / b, "pow": lambda a, b: a**b, "neg": lambda a: -a,
     "exp": sympy.exp, "log": sympy.log, "sqrt": sympy.sqrt, "sin": sympy.sin,
     "cos": sympy.cos, "tan": sympy.tan, "tanh": sympy.tanh, "abs": sympy.Abs,
-    "sum": lambda a: Reduce(a, sympy.S.true), "mean": lambda a: Mean(a, sympy.S.true),
-    "norm": lambda a: Norm(a, sympy.S.true),
+    "sum": lambda a: Sum(a, sympy.S.true), "mean": lambda a: Mean(a, sympy.S.true),
+    "norm": lambda a: Norm(a, sympy.S.true), "matmul": lambda a, b: MatMul(a, b),
 }  # fmt: skip
 
 
@@ -85,8 +87,10 @@ def forward_formula(t: Tensor, names: _Names, leaf_symbols: dict[int, sympy.Symb
             result = Subscript(walk(fn._operands[0]), sympy.Symbol(_index_text(fn._operands[1])))
         elif fn._op == "setitem":
             result = Setitem(walk(fn._operands[0]), walk(fn._operands[1]), sympy.Symbol("..."))
-        else:
+        elif fn._op in _FORWARD:
             result = _FORWARD[fn._op](*(walk(o) for o in fn._operands))
+        else:  # ops without a formula of their own print as a function of their operands
+            result = sympy.Function(fn._op)(*(walk(o) for o in fn._operands if o is not None))
         memo[id(x)] = result
         return result
 

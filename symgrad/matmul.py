@@ -16,7 +16,8 @@ from .registry import Primitive, apply, register
 
 class MatMul(sympy.Function):
     def _sympystr(self, printer) -> str:
-        a, b = (printer.parenthesize(x, 1000) if not x.is_Atom else printer.doprint(x) for x in self.args)
+        a, b = (printer.doprint(x) if x.is_Atom or isinstance(x, sympy.Function) else
+                f"({printer.doprint(x)})" for x in self.args)  # fmt: skip
         return f"{a} @ {b}"
 
 

@@ -100,6 +100,7 @@ ARITHMETIC = [
     Rule("x*(1/y)", ("mul", "x", ("div", 1.0, "y")), ("div", "x", "y")),  # x (1/y) -> x / y
     Rule("(1/y)*x", ("mul", ("div", 1.0, "y"), "x"), ("div", "x", "y")),  # (1/y) x -> x / y
     Rule("x+-y", ("add", "x", ("neg", "y")), ("sub", "x", "y")),  # x + (-y) -> x - y
+    Rule("where(c, x, y)", ("where", "c", "x", "y"), lambda b, n: b["x"] if b["c"].attrs[0] != 0 else b["y"]),  # where(true, x, y) -> x
     Rule("x--y", ("sub", "x", ("neg", "y")), ("add", "x", "y")),  # x - (-y) -> x + y
 ]  # fmt: skip
 

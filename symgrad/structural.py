@@ -40,7 +40,8 @@ class Permute(sympy.Function):
     def _sympystr(self, printer) -> str:
         arg, perm = self.args
         if tuple(perm)[-2:] == (len(perm) - 1, len(perm) - 2):
-            return f"{printer.parenthesize(arg, 1000)}.T"
+            text = printer.doprint(arg) if arg.is_Atom else f"({printer.doprint(arg)})"
+            return f"{text}.T"
         return f"permute({printer.doprint(arg)}, {tuple(perm)})"
 
 
