@@ -4,7 +4,7 @@
 shows formulas, graphs and LLVM IR; `symgrad.cache_info` the code cache.
 """
 
-from . import autograd, methods, nn
+from . import autograd, methods, nn, optim
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled, inference_mode
 from .cache import DEFAULT_CACHE as _DEFAULT_CACHE
 from .creation import (DoubleTensor, FloatTensor, LongTensor, arange, as_tensor, device, empty,

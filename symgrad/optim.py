@@ -1,0 +1,1 @@
+"""torch.optim for symgrad (being written)."""
