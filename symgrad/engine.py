@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from .gradfn import grad_fn_class, is_grad_enabled, walk
-from .gradient import gradients
-from .node import Node
+from .gradient import ValueSlot, gradients, rebind
+from .node import Node, leaf, topo_order
+from .registry import REGISTRY, apply
 from .tensor import Size, Tensor
 
 _FREED = (
@@ -26,6 +27,7 @@ _FREED = (
 )
 
 RETAINING: weakref.WeakSet = weakref.WeakSet()  # non-leaf tensors that called retain_grad()
+HOOKED: weakref.WeakSet = weakref.WeakSet()  # non-leaf tensors with hooks
 
 
 def _as_list(x: Any) -> list:
@@ -86,12 +88,67 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
         params = [n for n in order if n.op == "leaf" and n.payload.is_param]
         return params + [t._node for t in RETAINING if t._node is not None and id(t._node) in present]
 
-    wrt, arrays, symbolic = gradients([o._node for o in outputs], seeds, choose, create_graph)
+    roots = [o._node for o in outputs]
+    hooked = _hooked_nodes(roots) if targets is None else []
+    if not hooked:
+        _stage(roots, seeds, choose, targets, create_graph)
+    else:
+        _staged(roots, seeds, hooked, create_graph)
+
+
+def _stage(roots: list[Node], seeds: list, choose: Any, targets: Any, create_graph: bool) -> dict[int, np.ndarray]:
+    """One compiled backward pass; accumulates into owners and returns the other cotangents."""
+    wrt, arrays, symbolic = gradients(roots, seeds, choose, create_graph)
     owners = _owners(wrt, targets)
-    for owner_list, array, node in zip(owners, arrays, symbolic):
+    rest = {}
+    for w, owner_list, array, node in zip(wrt, owners, arrays, symbolic):
         for owner in owner_list:
             if array is not None:
                 _accumulate(owner, _hooked(owner, _result(array, node)))
+        if not owner_list and array is not None:
+            rest[id(w)] = array
+    return rest
+
+
+def _hooked_nodes(roots: list[Node]) -> list[tuple[Node, list[Tensor]]]:
+    """Nodes of non-leaf tensors with hooks in this graph, nearest the roots first."""
+    order = topo_order(roots)
+    position = {id(n): k for k, n in enumerate(order)}
+    found: dict[int, tuple[Node, list[Tensor]]] = {}
+    for t in HOOKED:
+        if t._node is not None and id(t._node) in position and t._hooks:
+            found.setdefault(id(t._node), (t._node, []))[1].append(t)
+    return sorted(found.values(), key=lambda item: -position[id(item[0])])
+
+
+def _staged(roots: list[Node], seeds: list, hooked: list, create_graph: bool) -> None:
+    """Backward through tensor hooks that may replace a gradient: the graph is cut at each
+    hooked tensor; each piece is its own compiled pass, run from the roots down."""
+    cut = {id(h): leaf(h.shape, h.dtype, ValueSlot(ts[0]._value)) for h, ts in hooked}
+    stand_ins = [cut[id(h)] for h, _ in hooked]
+    originals = [h for h, _ in hooked]
+
+    def choose(order: list[Node]) -> list[Node]:
+        present = {id(n) for n in order}
+        params = [n for n in order if n.op == "leaf" and n.payload.is_param]
+        return params + [c for c in stand_ins if id(c) in present]
+
+    pending = _stage(rebind(roots, originals, stand_ins), seeds, choose, None, create_graph)
+    for node, tensors in hooked:
+        array = pending.pop(id(cut[id(node)]), None)
+        if array is None:
+            continue
+        grad = Tensor._wrap(array)
+        for t in tensors:
+            grad = _hooked(t, grad)
+            if t._retains_grad:
+                _accumulate(t, grad)
+        inputs = rebind(list(node.inputs), originals, stand_ins)
+        attrs = dict(zip(REGISTRY[node.op].attr_names, node.attrs))
+        root = apply(node.op, *inputs, **attrs)
+        seed = np.ascontiguousarray(grad._value, dtype=node.dtype)
+        for key, value in _stage([root], [seed], choose, None, create_graph).items():
+            pending[key] = pending[key] + value if key in pending else value
 
 
 def _owners(wrt: list[Node], targets: list[Tensor] | None) -> list[list[Tensor]]:
@@ -164,10 +221,9 @@ def retain_grad(t: Tensor) -> None:
 def register_hook(t: Tensor, hook: Any) -> Any:
     if t._node is None:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-    if t.grad_fn is not None:
-        raise NotImplementedError("register_hook on a non-leaf tensor is not supported yet "
-                                  "(hooks on leaves and retain_grad() are)")  # fmt: skip
     t._hooks.append(hook)
+    if t.grad_fn is not None:
+        HOOKED.add(t)
     return _Handle(t, hook)
 
 

@@ -93,7 +93,7 @@ class Tensor:
                 )
             return self
         if requires_grad and not self.dtype.is_floating_point:
-            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
         if requires_grad and self._node is None:
             self._node = leaf(self.shape, self._value.dtype.name, ParamSlot(self))
         elif not requires_grad:

@@ -101,6 +101,22 @@ def leaf_hook_replaces_gradient(lib):
     return (arr(w.grad),)
 
 
+@case([39.0, 75.0], [13.0, 25.0], [np.e, np.e**2])
+def non_leaf_hooks_observe_and_replace(lib):
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    seen = []
+    y.register_hook(lambda g: seen.append(g.tolist()))
+    z = y * y
+    z.register_hook(lambda g: g * 2)
+    (z.sum() + y.sum()).backward()
+    a = lib.tensor([1.0, 2.0], requires_grad=True)
+    b = a.exp()
+    b.register_hook(lambda g: g * 0)  # cuts the path through b
+    (b * a).sum().backward()
+    return arr(x.grad), seen[0], arr(a.grad)
+
+
 @case([2.0, 0.0], None, "RuntimeError")
 def grad_with_allow_unused(lib):
     x = lib.tensor([1.0, 0.0], requires_grad=True)
