@@ -20,8 +20,14 @@ def manual_seed(seed: int) -> None:
     _rng = np.random.default_rng(seed)
 
 
+def _has_numpy_scalar(data: Any) -> bool:
+    if isinstance(data, np.generic):
+        return True
+    return isinstance(data, (list, tuple)) and any(_has_numpy_scalar(d) for d in data)
+
+
 def _infer_dtype(array: np.ndarray, data: Any) -> np.dtype:
-    if isinstance(data, np.ndarray) or array.dtype.kind not in "fiub":
+    if isinstance(data, np.ndarray) or array.dtype.kind not in "fiub" or _has_numpy_scalar(data):
         return array.dtype
     if array.dtype.kind == "f":
         return dtypes.DEFAULT_FLOAT.numpy
@@ -86,11 +92,18 @@ def legacy_constructor_value(args: tuple, dt: dtypes.dtype) -> np.ndarray:
     return np.zeros(_shape(args), dtype=dt.numpy)
 
 
+class _TypedTensorMeta(type):
+    """isinstance(t, FloatTensor) is true for float32 tensors, as in torch."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, Tensor) and obj._value.dtype == cls.dtype.numpy
+
+
 def _typed(name: str, dt: dtypes.dtype) -> type:
     def new(cls: type, *args: Any) -> Tensor:
         return Tensor._wrap(legacy_constructor_value(args, dt))
 
-    return type(name, (), {"__new__": new})
+    return _TypedTensorMeta(name, (), {"__new__": new, "dtype": dt})
 
 
 FloatTensor = _typed("FloatTensor", dtypes.float32)

@@ -50,7 +50,7 @@ def as_dtype(d: object) -> dtype:
     if isinstance(d, dtype):
         return d
     if d is builtins_float:
-        return DEFAULT_FLOAT
+        return float64  # torch: the Python type float is double
     if d is builtins_int:
         return int64
     if d is builtins_bool:

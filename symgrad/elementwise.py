@@ -145,7 +145,8 @@ def _define() -> None:
         domain = (0.2, 2.0) if name in positive else (-0.9, 0.9) if name in ("asin", "acos") else (
             (-1.2, 1.2) if name == "tan" else (-0.5, 2.0) if name == "log1p" else (-2.0, 2.0))
         opcode = {"maximum": "max", "minimum": "min"}.get(name, name)
-        mask = {X: sympy.Eq(Y, 0)} if name == "pow" else None  # d(x**0)/dx = 0, also at x = 0
+        # torch's pow: d/dx is 0 where y == 0, d/dy is 0 where x == 0 and y >= 0 (not 0 * inf)
+        mask = {X: sympy.Eq(Y, 0), Y: sympy.And(sympy.Eq(X, 0), Y >= 0)} if name == "pow" else None
         elementwise(name, expr, fn, opcode=opcode, domain=domain, mask=mask)
     elementwise("sigmoid", sigmoid(X), lambda x: 1 / (1 + np.exp(-x)), expansion=1 / (1 + sympy.exp(-X)))
     elementwise("norm_sqrt", norm_sqrt(X), np.sqrt, expansion=sympy.sqrt(X), domain=(0.2, 2.0))

@@ -117,14 +117,22 @@ def grad_fn_class(name: str) -> type:
     return cls
 
 
-def make_grad_fn(name: str, op: str, operands: tuple) -> GradFn:
-    """The record for `op(*operands)`, linked to the grad_fn of each tensor operand."""
-    nexts = tuple((_edge(o), 0) for o in operands if hasattr(o, "_grad_fn") or o is None)
+def make_grad_fn(name: str, op: str, operands: tuple, number_edges: bool = False,
+                 after: GradFn | None = None) -> GradFn:  # fmt: skip
+    """The record for `op(*operands)`, linked to the grad_fn of each tensor operand.
+
+    torch gives a Python number operand of + - * / an empty edge (None, 0); `after`
+    chains this record behind another one instead (multi-step indexing).
+    """
+    if after is not None:
+        return grad_fn_class(name)(op, operands, ((after, 0),))
+    nexts = tuple((_edge(o), 0) for o in operands
+                  if hasattr(o, "_grad_fn") or (number_edges and isinstance(o, (int, float))))  # fmt: skip
     return grad_fn_class(name)(op, operands, nexts)
 
 
 def _edge(t: Any) -> GradFn | None:
-    if t is None or not t.requires_grad:
+    if not hasattr(t, "_grad_fn") or not t.requires_grad:
         return None
     if t.grad_fn is not None:
         return t.grad_fn

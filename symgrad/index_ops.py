@@ -71,13 +71,17 @@ def getitem(a: Tensor, index: Any) -> Tensor:
         np_index = _numpy_index(index)
         flat = positions(a, lambda r: r[np_index])
         return recorded(_flat_gather(a, flat), "IndexBackward0", "getitem", [a, index])
-    spec, out_shape, grad_fn = normalize_index(index, a.shape)
+    spec, out_shape, steps = normalize_index(index, a.shape)
     result = Tensor._wrap(np.asarray(a._value[index]), a._storage)
+    result._base = (a, index)
     if grad_enabled_for(a):
         node = apply("index", a.graph_node(), spec=spec)
         result._node = node if node.shape == out_shape else apply("reshape", node, shape=out_shape)
-    result._base = (a, index)
-    return recorded(result, grad_fn, "getitem", [a, index])
+        chain = make_grad_fn(steps[0], "getitem", (a, index))
+        for step in steps[1:]:
+            chain = make_grad_fn(step, "getitem", (a, index), after=chain)
+        result._grad_fn = chain
+    return result
 
 
 def setitem(a: Tensor, index: Any, value: Operand) -> None:
@@ -85,20 +89,24 @@ def setitem(a: Tensor, index: Any, value: Operand) -> None:
     np_index = index if _is_basic(index) else _numpy_index(index)
     node = grad_fn = None
     if grad_enabled_for(a, v):
+        before = snapshot(a)
         if _is_basic(index):
             spec, _, _ = normalize_index(index, a.shape)
-            node = apply("setitem", a.graph_node(), v.graph_node(), spec=spec)
+            node = apply("setitem", before.graph_node(), v.graph_node(), spec=spec)
         else:
-            node = _flat_put(a, positions(a, lambda r: r[np_index]), v)._node
-        grad_fn = make_grad_fn("CopySlices", "setitem", (snapshot(a), v))
+            node = _flat_put(before, positions(a, lambda r: r[np_index]), v)._node
+        grad_fn = make_grad_fn("CopySlices", "setitem", (before, v))
     write(a, lambda arr: arr.__setitem__(np_index, v._value), node, grad_fn)
 
 
 def snapshot(a: Tensor) -> Tensor:
-    """`a` as it is now (value storage, node, grad_fn), for a grad_fn record of a later write."""
-    before = Tensor._wrap(a._value, a._storage)
-    before._node, before._grad_fn = a._node, a._grad_fn
-    return before
+    """`a` as it is now, before a write: its node, or (outside autograd) a copy of its values,
+    so that the graph after the write still reads the values from before it."""
+    if a._node is not None:
+        before = Tensor._wrap(a._value, a._storage)
+        before._node, before._grad_fn = a._node, a._grad_fn
+        return before
+    return Tensor._wrap(a._value.copy())
 
 
 def write(a: Tensor, assign: Any, node: Node | None = None, grad_fn: Any = None) -> None:
@@ -122,9 +130,9 @@ def _write_back(base: Tensor, index: Any, view: Tensor) -> None:
     spec, _, _ = normalize_index(index, base.shape)
     region = tuple(e[2] for e in spec if not isinstance(e, int))
     value = view._node if view._node.shape == region else apply("reshape", view._node, shape=region)
-    grad_fn = make_grad_fn("CopySlices", "setitem", (snapshot(base), view))
-    base._node = apply("setitem", base.graph_node(), value, spec=spec)
-    base._grad_fn = grad_fn
+    before = snapshot(base)
+    base._node = apply("setitem", before.graph_node(), value, spec=spec)
+    base._grad_fn = make_grad_fn("CopySlices", "setitem", (before, view))
 
 
 def index_select(a: Tensor, dim: int, index: Tensor) -> Tensor:

@@ -40,22 +40,26 @@ def _entry(item: Any, dim: int, size: int) -> int | tuple[int, int, int]:
     return k % size
 
 
-def normalize_index(index: Any, shape: tuple[int, ...]) -> tuple[tuple, tuple[int, ...], str]:
-    """(spec, result shape, torch's grad_fn name) for `tensor[index]`."""
+def normalize_index(index: Any, shape: tuple[int, ...]) -> tuple[tuple, tuple[int, ...], list[str]]:
+    """(spec, result shape, torch's grad_fn names) for `tensor[index]`.
+
+    torch applies an index one part at a time, so `x[0, 1:]` is a SliceBackward0 after a
+    SelectBackward0; full slices are skipped, except a lone `x[:]`.
+    """
     items = _expand_ellipsis(index if isinstance(index, tuple) else (index,), len(shape))
-    spec, out_shape, dim, grad_fn = [], [], 0, "AliasBackward0"
+    spec, out_shape, dim, steps = [], [], 0, []
     for item in items:
         if item is None:
             out_shape.append(1)
-            grad_fn = "UnsqueezeBackward0"
+            steps.append("UnsqueezeBackward0")
             continue
         entry = _entry(item, dim, shape[dim])
         spec.append(entry)
         if isinstance(entry, int):
-            grad_fn = "SelectBackward0"
+            steps.append("SelectBackward0")
         else:
             out_shape.append(entry[2])
-            if entry != (0, 1, shape[dim]):
-                grad_fn = "SliceBackward0"
+            if entry != (0, 1, shape[dim]) or isinstance(index, slice):
+                steps.append("SliceBackward0")
         dim += 1
-    return tuple(spec), tuple(out_shape), grad_fn
+    return tuple(spec), tuple(out_shape), steps or ["AliasBackward0"]

@@ -194,10 +194,10 @@ class Lowering:
         (spec,) = node.attrs
         self._loop(node.shape, lambda body, amap: self.gen(base, amap, body), buf)
         region = tuple(e[2] for e in spec if not isinstance(e, int))
-        rows = index_map(identity_map(region), spec)
+        rows = index_map(identity_map(region), spec, len(region))
 
         def gen_value(body: _Body, amap: Map) -> int:
-            return self.gen(value, broadcast_map(amap, value.shape, region), body)
+            return self.gen(value, broadcast_map(amap, value.shape, region, body.rank), body)
 
         self._loop(region, gen_value, buf, store_shape=node.shape, amap=rows)
 
@@ -241,7 +241,7 @@ class Lowering:
         if prim.kind == "elementwise" and prim.opcode is None:
             return self.gen(expand_elementwise(node), amap, body)
         if prim.kind == "elementwise":
-            args = tuple(self.gen(i, broadcast_map(amap, i.shape, node.shape), body)
+            args = tuple(self.gen(i, broadcast_map(amap, i.shape, node.shape, body.rank), body)
                          for i in node.inputs)  # fmt: skip
             return body.emit(key, Instr(prim.opcode, args))
         if prim.kind == "gather":
@@ -255,13 +255,13 @@ class Lowering:
         if node.op in ("stop_gradient", "custom"):  # the value is the first input's
             return self.gen(x, amap, body)
         if node.op == "broadcast_to":
-            return self.gen(x, broadcast_map(amap, x.shape, node.shape), body)
+            return self.gen(x, broadcast_map(amap, x.shape, node.shape, body.rank), body)
         if node.op == "index":
-            return self.gen(x, index_map(amap, node.attrs[0]), body)
+            return self.gen(x, index_map(amap, node.attrs[0], body.rank), body)
         if node.op == "permute":
             return self.gen(x, permute_map(amap, node.attrs[0]), body)
         if node.op == "reshape":
-            rows = squeeze_map(amap, x.shape, node.shape)
+            rows = squeeze_map(amap, x.shape, node.shape, body.rank)
             if rows is not None:
                 return self.gen(x, rows, body)
             # a reshape of a contiguous buffer is the same memory with other strides

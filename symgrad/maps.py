@@ -28,17 +28,15 @@ def identity_map(shape: Shape) -> Map:
     return tuple((0, tuple(int(k == d) for k in range(rank))) for d in range(rank))
 
 
-def broadcast_map(amap: Map, shape: Shape, out_shape: Shape) -> Map:
+def broadcast_map(amap: Map, shape: Shape, out_shape: Shape, rank: int) -> Map:
     """Rows addressing an input of `shape` that broadcasts to `out_shape` (addressed by `amap`)."""
     lead = len(out_shape) - len(shape)
-    rank = len(amap[0][1]) if amap else 0
     zero: Row = (0, (0,) * rank)
     return tuple(zero if n == 1 and out_shape[lead + d] != 1 else amap[lead + d]
                  for d, n in enumerate(shape))  # fmt: skip
 
 
-def index_map(amap: Map, spec: tuple) -> Map:
-    rank = len(amap[0][1]) if amap else 0
+def index_map(amap: Map, spec: tuple, rank: int) -> Map:
     rows, j = [], 0
     for entry in spec:
         if isinstance(entry, int):
@@ -56,11 +54,10 @@ def is_squeeze(shape: Shape, out_shape: Shape) -> bool:
     return [n for n in shape if n != 1] == [n for n in out_shape if n != 1]
 
 
-def squeeze_map(amap: Map, shape: Shape, out_shape: Shape) -> Map | None:
+def squeeze_map(amap: Map, shape: Shape, out_shape: Shape, rank: int) -> Map | None:
     """Rows for a reshape that only adds or removes size-1 dims; None for any other."""
     if not is_squeeze(shape, out_shape):
         return None
-    rank = len(amap[0][1]) if amap else 0
     kept = iter(row for row, n in zip(amap, out_shape) if n != 1)
     return tuple((0, (0,) * rank) if n == 1 else next(kept) for n in shape)
 

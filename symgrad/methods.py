@@ -97,8 +97,8 @@ OUT_OF_PLACE = {
 }  # fmt: skip
 
 METHODS: dict[str, Any] = {
-    "__add__": ops.add, "__radd__": _reflected(ops.add), "__sub__": ops.sub, "__rsub__": ops.rsub,
-    "__mul__": ops.mul, "__rmul__": _reflected(ops.mul), "__truediv__": ops.div,
+    "__add__": ops.add, "__radd__": ops.add, "__sub__": ops.sub, "__rsub__": ops.rsub,
+    "__mul__": ops.mul, "__rmul__": ops.mul, "__truediv__": ops.div,
     "__rtruediv__": ops.rdiv, "__pow__": ops.pow, "__rpow__": ops.rpow, "__neg__": ops.neg,
     "__abs__": ops.abs, "__matmul__": linalg.matmul, "__rmatmul__": _reflected(linalg.matmul),
     "__lt__": ops.lt, "__le__": ops.le, "__gt__": ops.gt, "__ge__": ops.ge, "__eq__": ops.eq,

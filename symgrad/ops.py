@@ -41,7 +41,8 @@ def result_dtype(operands: Sequence[Operand]) -> np.dtype:
     for group in groups:
         if not group:
             continue
-        dt = np.result_type(*group)
+        top = max(_CATEGORY[d.kind] for d in group)
+        dt = np.result_type(*(d for d in group if _CATEGORY[d.kind] == top))  # float32 + int64 -> float32
         if result is None or _CATEGORY[dt.kind] > _CATEGORY[result.kind]:
             result = dt
     return result if result is not None else dtypes.DEFAULT_FLOAT.numpy
@@ -73,6 +74,8 @@ def _node(o: Operand, dt: np.dtype) -> Node:
 def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None, **attrs: Any) -> Tensor:
     """`name(*operands)` evaluated eagerly, with its DAG node when grad is being recorded."""
     prim = REGISTRY[name]
+    if prim.kind == "elementwise":
+        _check_broadcast([o.shape for o in operands if isinstance(o, Tensor)])
     dt = dt if dt is not None else result_dtype(operands)
     index = INDEX_OPERANDS.get(name, ())  # int64 positions stay int64
     arrays = [o._value if k in index else _array(o, dt) for k, o in enumerate(operands)]
@@ -87,10 +90,23 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
 INDEX_OPERANDS = {"gather": (1,), "scatter_add": (1,)}
 
 
-def recorded(result: Tensor, grad_fn: str, op: str, operands: Sequence[Operand]) -> Tensor:
+def _check_broadcast(shapes: list) -> None:
+    """torch's error for shapes that do not broadcast (numpy's would be a ValueError)."""
+    ndim = max((len(s) for s in shapes), default=0)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    for d in range(ndim):
+        sizes = {p[d] for p in padded} - {1}
+        if len(sizes) > 1:
+            a, b = sorted(sizes, key=[p[d] for p in padded].index)[:2]
+            raise RuntimeError(f"The size of tensor a ({a}) must match the size of tensor b ({b}) "
+                               f"at non-singleton dimension {d}")
+
+
+def recorded(result: Tensor, grad_fn: str, op: str, operands: Sequence[Operand],
+             number_edges: bool = False) -> Tensor:  # fmt: skip
     """Attach the user-level grad_fn record (when `result` is part of a graph)."""
     if result._node is not None:
-        result._grad_fn = make_grad_fn(grad_fn, op, tuple(operands))
+        result._grad_fn = make_grad_fn(grad_fn, op, tuple(operands), number_edges)
     return result
 
 
@@ -99,10 +115,11 @@ def _float_operands(a: Operand, b: Operand) -> np.dtype:
     return dt if dt.kind == "f" else dtypes.DEFAULT_FLOAT.numpy
 
 
-def _binary(name: str, grad_fn: str, a: Operand, b: Operand, dt: np.dtype | None = None) -> Tensor:
+def _binary(name: str, grad_fn: str, a: Operand, b: Operand, dt: np.dtype | None = None,
+            number_edges: bool = True) -> Tensor:  # fmt: skip
     if not isinstance(b, (Tensor, int, float)) or not isinstance(a, (Tensor, int, float)):
         return NotImplemented
-    return recorded(primitive(name, [a, b], dt), grad_fn, name, [a, b])
+    return recorded(primitive(name, [a, b], dt), grad_fn, name, [a, b], number_edges and name != "pow")
 
 
 def add(a: Operand, b: Operand, alpha: float = 1) -> Tensor:
@@ -114,7 +131,7 @@ def sub(a: Operand, b: Operand, alpha: float = 1) -> Tensor:
 
 
 def rsub(a: Operand, b: Operand) -> Tensor:
-    return _binary("sub", "RsubBackward1", b, a)
+    return _binary("sub", "RsubBackward1", b, a, number_edges=False)
 
 
 def mul(a: Operand, b: Operand) -> Tensor:
@@ -126,7 +143,10 @@ def div(a: Operand, b: Operand) -> Tensor:
 
 
 def rdiv(a: Operand, b: Operand) -> Tensor:
-    return _binary("div", "MulBackward0", b, a, _float_operands(a, b))  # torch: reciprocal * b
+    """b / a for a tensor a: torch computes it as reciprocal(a) * b."""
+    if not isinstance(b, (int, float)):
+        return NotImplemented
+    return _binary("mul", "MulBackward0", reciprocal(a), b)
 
 
 def pow(a: Operand, b: Operand) -> Tensor:  # noqa: A001 - torch.pow
@@ -159,7 +179,10 @@ exp, log, sqrt, sin, cos, tan, tanh, exp2, log2, log10, expm1, asin, acos, atan,
     _unary(n) for n in ["exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "exp2", "log2", "log10",
                         "expm1", "asin", "acos", "atan", "sinh", "cosh", "erf"])  # fmt: skip
 log1p = _unary("log1p", "Log1PBackward0")
-abs = _unary("abs")  # noqa: A001 - torch.abs
+def abs(a: Tensor) -> Tensor:  # noqa: A001 - torch.abs
+    if a._value.dtype.kind in "iu":  # integers stay integers
+        return Tensor._wrap(np.abs(a._value))
+    return recorded(primitive("abs", [a], float_dtype(a)), "AbsBackward0", "abs", [a])
 sigmoid, relu = _unary("sigmoid"), _unary("relu")
 
 

@@ -72,6 +72,13 @@ def _relation(expr: sympy.Rel, env: dict, dtype: str) -> Node:
     return apply(_RELATIONS[type(expr)], lhs, rhs)
 
 
+def _and(expr: sympy.And, env: dict, dtype: str) -> Node:
+    acc, *rest = (from_sympy(a, env, dtype) for a in expr.args)  # conditions are 1.0 / 0.0
+    for a in rest:
+        acc = apply("mul", acc, a)
+    return acc
+
+
 def _piecewise(expr: sympy.Piecewise, env: dict, dtype: str) -> Node:
     (value, cond), *rest = expr.args
     otherwise = from_sympy(sympy.Piecewise(*rest), env, dtype) if rest[0][1] != True else (  # noqa: E712
@@ -107,6 +114,6 @@ def _minmax(expr: sympy.Basic, env: dict, dtype: str) -> Node:
 
 _BUILDERS = [
     (sympy.Add, _sum_terms), (sympy.Mul, _product), (sympy.Pow, _power),
-    (sympy.Rel, _relation), (sympy.Piecewise, _piecewise), (sympy.Heaviside, _heaviside),
+    (sympy.Rel, _relation), (sympy.And, _and), (sympy.Piecewise, _piecewise), (sympy.Heaviside, _heaviside),
     (sympy.sign, _sign), (sympy.Max, _minmax), (sympy.Min, _minmax),
 ]  # fmt: skip

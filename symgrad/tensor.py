@@ -81,6 +81,12 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
+        if self._grad_fn is not None:
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables. If you want to use a "
+                "computed variable in a subgraph that doesn't require differentiation use "
+                "var_no_grad = var.detach()."
+            )
         self.requires_grad_(flag)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -157,7 +163,8 @@ class Tensor:
 
     @property
     def data(self) -> Tensor:
-        return self.detach()
+        """The same memory, outside autograd: writes through it are not version-checked."""
+        return Tensor._wrap(self._value, Storage())
 
     @data.setter
     def data(self, other: Tensor) -> None:
@@ -217,11 +224,29 @@ class Tensor:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self._value.reshape(()))
 
+    def _scalar(self) -> Any:
+        if self._value.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        if self.requires_grad:
+            warnings.warn("Converting a tensor with requires_grad=True to a scalar may lead to "
+                          "unexpected behavior.\nConsider using tensor.detach() first.", UserWarning, stacklevel=3)  # fmt: skip
+        return self._value.reshape(()).item()
+
     def __float__(self) -> float:
-        return float(self.item())
+        return float(self._scalar())
 
     def __int__(self) -> int:
-        return int(self.item())
+        return int(self._scalar())
+
+    def __index__(self) -> int:
+        if self._value.dtype.kind not in "iub":
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self._scalar())
+
+    def __format__(self, spec: str) -> str:
+        if self._value.size == 1 and self.ndim == 0:
+            return format(self._value.item(), spec)
+        return repr(self) if not spec else format(repr(self), spec)
 
     def __repr__(self) -> str:
         fn = self._grad_fn
