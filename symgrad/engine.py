@@ -38,7 +38,7 @@ def _seeds(outputs: list[Tensor], grad_outputs: list[Any], create_graph: bool = 
     """Per output: None (the implicit 1), an array, or a node (a differentiable cotangent)."""
     seeds: list[Any] = []
     for k, (out, g) in enumerate(zip(outputs, grad_outputs)):
-        if out._node is None:
+        if not out.requires_grad:
             raise RuntimeError(f"element {k} of tensors does not require grad and does not have a grad_fn")
         if g is None:
             if out.numel() != 1:
@@ -211,7 +211,7 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
 
 
 def retain_grad(t: Tensor) -> None:
-    if t._node is None:
+    if not t.requires_grad:
         raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
     if t.grad_fn is not None:
         t._retains_grad = True
@@ -219,7 +219,7 @@ def retain_grad(t: Tensor) -> None:
 
 
 def register_hook(t: Tensor, hook: Any) -> Any:
-    if t._node is None:
+    if not t.requires_grad:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
     t._hooks.append(hook)
     if t.grad_fn is not None:

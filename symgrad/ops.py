@@ -64,10 +64,10 @@ def _node(o: Operand, dt: np.dtype) -> Node:
     """The operand's node in dtype `dt`: differentiable casts, or converted runtime inputs."""
     if not isinstance(o, Tensor):
         return const(float(o), dt.name)
+    if o._node is not None:
+        return o._node if o._node.dtype == dt.name else apply("cast", o._node, dtype=dt.name)
     if o._value.dtype == dt:
         return o.graph_node()
-    if o.requires_grad:
-        return apply("cast", o.graph_node(), dtype=dt.name)
     return leaf(o.shape, dt.name, ValueSlot(o._value.astype(dt)))
 
 
@@ -104,8 +104,8 @@ def _check_broadcast(shapes: list) -> None:
 
 def recorded(result: Tensor, grad_fn: str, op: str, operands: Sequence[Operand],
              number_edges: bool = False) -> Tensor:  # fmt: skip
-    """Attach the user-level grad_fn record (when `result` is part of a graph)."""
-    if result._node is not None:
+    """Attach the user-level grad_fn record (when `result` is differentiated)."""
+    if result._node is not None and any(isinstance(o, Tensor) and o.requires_grad for o in operands):
         result._grad_fn = make_grad_fn(grad_fn, op, tuple(operands), number_edges)
     return result
 
@@ -270,18 +270,25 @@ def isfinite(a: Tensor) -> Tensor:
     return Tensor._wrap(np.isfinite(a._value))
 
 
-def _compare(fn: Any) -> Any:
+def _compare(name: str, fn: Any) -> Any:
     def op(a: Operand, b: Operand) -> Tensor:
+        """A bool tensor; inside a graph it also carries the comparison's node (1.0 / 0.0), so a
+        where() on it is computed by the compiled code from the values it compares."""
         if not isinstance(b, (Tensor, int, float)):
             return NotImplemented
         dt = result_dtype([a, b])
-        return Tensor._wrap(np.asarray(fn(_array(a, dt), _array(b, dt))))
+        result = Tensor._wrap(np.asarray(fn(_array(a, dt), _array(b, dt))))
+        if grad_enabled_for(a, b) and dt.kind == "f":
+            result._node = apply(name, _node(a, dt), _node(b, dt))
+        return result
 
+    op.__name__ = name
     return op
 
 
-lt, le, gt, ge = map(_compare, [np.less, np.less_equal, np.greater, np.greater_equal])
-eq, ne = _compare(np.equal), _compare(np.not_equal)
+lt, le, gt, ge = (_compare(n, f) for n, f in [("lt", np.less), ("le", np.less_equal),
+                                               ("gt", np.greater), ("ge", np.greater_equal)])  # fmt: skip
+eq, ne = _compare("eq", np.equal), _compare("ne", np.not_equal)
 
 
 

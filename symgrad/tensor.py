@@ -8,6 +8,7 @@ Imports autograd, dtypes, node, gradient, printing.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from typing import Any
 
@@ -77,7 +78,15 @@ class Tensor:
 
     @property
     def requires_grad(self) -> bool:
-        return self._node is not None
+        """A computed tensor with a grad_fn, or a leaf marked requires_grad.
+
+        Other tensors may carry a node too (comparisons, traced arguments): they take
+        part in graphs without being differentiated.
+        """
+        if self._grad_fn is not None:
+            return True
+        node = self._node
+        return node is not None and node.op == "leaf" and node.payload.is_param
 
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
@@ -100,9 +109,9 @@ class Tensor:
             return self
         if requires_grad and not self.dtype.is_floating_point:
             raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
-        if requires_grad and self._node is None:
+        if requires_grad and not self.requires_grad:
             self._node = leaf(self.shape, self._value.dtype.name, ParamSlot(self))
-        elif not requires_grad:
+        elif not requires_grad and self.requires_grad:
             self._node = None
         return self
 
@@ -264,4 +273,13 @@ def is_tensor(obj: Any) -> bool:
 
 
 def grad_enabled_for(*operands: Any) -> bool:
-    return is_grad_enabled() and any(isinstance(o, Tensor) and o.requires_grad for o in operands)
+    """Should an op on these operands record its node? (grad mode, or a trace, and a node in)"""
+    recording = is_grad_enabled() or tracing()
+    return recording and any(isinstance(o, Tensor) and o._node is not None for o in operands)
+
+
+def tracing() -> bool:
+    return getattr(_trace_state, "depth", 0) > 0
+
+
+_trace_state = threading.local()
