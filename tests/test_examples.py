@@ -14,7 +14,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NUMBER = re.compile(r"-?\d+\.\d+(?:e[-+]?\d+)?")
 
 
-@pytest.mark.parametrize("name", ["polynomial_fit", "two_layer_net", "custom_function"])
+@pytest.mark.parametrize("name", ["polynomial_fit", "two_layer_net", "custom_function", "mlp_module"])
 def test_example_matches_torch(name):
     out = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py")], capture_output=True,
                          text=True, timeout=300, check=True).stdout  # fmt: skip

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import index_ops, linalg, ops, reductions
+from .. import linalg, ops, reductions
 from ..ops import float_dtype, primitive, recorded
 from ..tensor import Tensor
 
@@ -92,24 +92,41 @@ def smooth_l1_loss(x: Tensor, target: Tensor, size_average: Any = None, reduce: 
 
 def nll_loss(x: Tensor, target: Tensor, weight: Tensor | None = None, size_average: Any = None,
              ignore_index: int = -100, reduce: Any = None, reduction: str = "mean") -> Tensor:  # fmt: skip
+    """-w[t] * x[n, t] per sample, through a one-hot of the targets (so targets may be traced)."""
     logp = x if x.ndim > 1 else primitive("reshape", [x], shape=(1, x.shape[0]))
-    t = target._value if target.ndim else target._value.reshape(1)
-    n_classes = logp.shape[1]
-    keep = t != ignore_index
-    safe = np.where(keep, t, 0)
-    if ((safe < 0) | (safe >= n_classes)).any():
-        raise IndexError(f"Target {int(safe[(safe < 0) | (safe >= n_classes)][0])} is out of bounds.")
-    moved = np.moveaxis(np.arange(logp.numel(), dtype=np.int64).reshape(logp.shape), 1, -1)
-    flat = np.take_along_axis(moved, safe[..., None], axis=-1)[..., 0]
-    picked = index_ops._flat_gather(logp, flat)
-    w = np.ones(n_classes, dtype=logp._value.dtype) if weight is None else weight._value
-    scale = (w[safe] * keep).astype(logp._value.dtype)
-    loss = primitive("mul", [primitive("neg", [picked]), Tensor._wrap(scale)])
-    total = float(scale.sum())
-    result = _reduce(loss, reduction, weight_total=total if reduction == "mean" else None)
+    n_classes, dt = logp.shape[1], logp._value.dtype
+    t = target if target.ndim else target.reshape(1)
+    _check_targets(t, n_classes, ignore_index)
+    class_shape = (1, n_classes) + (1,) * (logp.ndim - 2)
+    classes = Tensor._wrap(np.arange(n_classes, dtype=dt).reshape(class_shape))
+    picked_t = primitive("reshape", [t], dt, shape=(t.shape[0], 1) + tuple(t.shape[1:]))
+    onehot = primitive("eq", [picked_t, classes], dt)
+    if weight is not None:
+        onehot = primitive("mul", [onehot, primitive("reshape", [weight], shape=class_shape)])
+    keep = primitive("ne", [picked_t, float(ignore_index)], dt)
+    weights = primitive("mul", [_reduce_dim(onehot, 1), primitive("reshape", [keep], shape=tuple(t.shape))])
+    picked = _reduce_dim(primitive("mul", [logp, onehot]), 1)
+    loss = primitive("neg", [primitive("mul", [picked, primitive("reshape", [keep], shape=tuple(t.shape))])])
+    if reduction == "mean":
+        total = primitive("sum", [weights], axes=tuple(range(weights.ndim)), keepdims=False)
+        result = primitive("div", [primitive("sum", [loss], axes=tuple(range(loss.ndim)), keepdims=False), total])
+    else:
+        result = _reduce(loss, reduction)
     if reduction == "none" and target.ndim == 0:
         result = primitive("reshape", [result], shape=())
     return recorded(result, "NllLossBackward0", "nll_loss", [x, target])
+
+
+def _reduce_dim(t: Tensor, dim: int) -> Tensor:
+    return primitive("sum", [t], axes=(dim,), keepdims=False)
+
+
+def _check_targets(t: Tensor, n_classes: int, ignore_index: int) -> None:
+    if t._node is not None:  # traced targets: checked by nothing but their values at call time
+        return
+    bad = (t._value != ignore_index) & ((t._value < 0) | (t._value >= n_classes))
+    if bad.any():
+        raise IndexError(f"Target {int(t._value[bad].flat[0])} is out of bounds.")
 
 
 def cross_entropy(x: Tensor, target: Tensor, weight: Tensor | None = None, size_average: Any = None,
