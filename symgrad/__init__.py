@@ -4,6 +4,8 @@
 shows formulas, graphs and LLVM IR; `symgrad.cache_info` the code cache.
 """
 
+import builtins
+
 from . import autograd, methods, nn, optim
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled, inference_mode
 from .cache import DEFAULT_CACHE as _DEFAULT_CACHE
@@ -28,6 +30,9 @@ from .reductions import log_softmax, softmax
 from .shape_ops import (cat, chunk, clone, flatten, flip, narrow, permute, reshape, split, squeeze,
                         stack, transpose, unsqueeze)  # fmt: skip
 from .tensor import Size, Tensor, is_tensor
+from .trace import TraceError
+from . import transforms as _transforms
+from .transforms import compile, grad, hessian, jacobian, jvp, value_and_grad, vjp  # noqa: A004
 
 methods.install()
 
@@ -41,8 +46,11 @@ __version__ = "0.1.0"
 
 
 def cache_info() -> dict:
-    """Code cache statistics: compiles, hits, misses, entries, compile_seconds."""
-    return _DEFAULT_CACHE.info()
+    """Code cache statistics: compiles, hits, misses, entries, compile_seconds (eager backward
+    plans and compiled functions together)."""
+    info = _DEFAULT_CACHE.info()
+    info["entries"] += builtins.sum(len(f.entries) for f in list(_transforms.LIVE))
+    return info
 
 
 def clear_cache() -> None:

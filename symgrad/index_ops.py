@@ -18,13 +18,16 @@ from .indexing import normalize_index
 from .node import Node
 from .ops import Operand, primitive, recorded
 from .registry import apply
-from .tensor import Tensor, grad_enabled_for
+from .tensor import Tensor, _refuse_traced, grad_enabled_for
 
 _LEAF_IN_PLACE = "a leaf Variable that requires grad is being used in an in-place operation."
 
 
 def _numpy_index(index: Any) -> Any:
     items = index if isinstance(index, tuple) else (index,)
+    for item in items:
+        if isinstance(item, Tensor):
+            _refuse_traced(item, "indexing by a traced index tensor or mask")
     converted = tuple(i._value if isinstance(i, Tensor) else i for i in items)
     return converted if isinstance(index, tuple) else converted[0]
 
@@ -35,8 +38,10 @@ def _is_basic(index: Any) -> bool:
                (isinstance(i, (int, np.integer)) and not isinstance(i, bool)) for i in items)  # fmt: skip
 
 
-def positions(a: Tensor, select: Any) -> np.ndarray:
+def positions(a: Tensor, select: Any, index: Any = None) -> np.ndarray:
     """The flat positions of `a` that `select(arange)` picks, as int64."""
+    if isinstance(index, Tensor):
+        _refuse_traced(index, "an index tensor or mask computed from traced values")
     return np.asarray(select(np.arange(a.numel(), dtype=np.int64).reshape(a.shape)), dtype=np.int64)
 
 
@@ -136,24 +141,24 @@ def _write_back(base: Tensor, index: Any, view: Tensor) -> None:
 
 
 def index_select(a: Tensor, dim: int, index: Tensor) -> Tensor:
-    flat = positions(a, lambda r: np.take(r, index._value, axis=dim))
+    flat = positions(a, lambda r: np.take(r, index._value, axis=dim), index)
     return recorded(_flat_gather(a, flat), "IndexSelectBackward0", "index_select", [a])
 
 
 def gather(a: Tensor, dim: int, index: Tensor) -> Tensor:
-    flat = positions(a, lambda r: np.take_along_axis(r, index._value, axis=dim))
+    flat = positions(a, lambda r: np.take_along_axis(r, index._value, axis=dim), index)
     return recorded(_flat_gather(a, flat), "GatherBackward0", "gather", [a])
 
 
 def scatter_add(a: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
-    flat = positions(a, lambda r: np.take_along_axis(r, index._value, axis=dim))
+    flat = positions(a, lambda r: np.take_along_axis(r, index._value, axis=dim), index)
     part = src[tuple(slice(0, n) for n in index.shape)] if src.shape != index.shape else src
     return recorded(_flat_scatter_add(a, flat, part), "ScatterAddBackward0", "scatter_add", [a, src])
 
 
 def scatter(a: Tensor, dim: int, index: Tensor, src: Operand = None, value: Operand = None) -> Tensor:
     src = value if src is None else src
-    flat = positions(a, lambda r: np.take_along_axis(r, index._value, axis=dim))
+    flat = positions(a, lambda r: np.take_along_axis(r, index._value, axis=dim), index)
     if isinstance(src, Tensor) and src.shape != index.shape:
         src = src[tuple(slice(0, n) for n in index.shape)]
     name = "ScatterBackward0" if isinstance(src, Tensor) else "ScatterBackward1"
@@ -161,7 +166,7 @@ def scatter(a: Tensor, dim: int, index: Tensor, src: Operand = None, value: Oper
 
 
 def index_add(a: Tensor, dim: int, index: Tensor, source: Tensor, alpha: float = 1) -> Tensor:
-    flat = positions(a, lambda r: np.take(r, index._value, axis=dim))
+    flat = positions(a, lambda r: np.take(r, index._value, axis=dim), index)
     source = source if alpha == 1 else primitive("mul", [source, alpha])
     return recorded(_flat_scatter_add(a, flat, source), "IndexAddBackward0", "index_add", [a, source])
 
@@ -173,5 +178,5 @@ def masked_fill(a: Tensor, mask: Tensor, value: Operand) -> Tensor:
 
 def masked_select(a: Tensor, mask: Tensor) -> Tensor:
     flat = positions(a, lambda r: np.broadcast_to(r, np.broadcast_shapes(r.shape, mask.shape))[
-        np.broadcast_to(mask._value, np.broadcast_shapes(r.shape, mask.shape))])  # fmt: skip
+        np.broadcast_to(mask._value, np.broadcast_shapes(r.shape, mask.shape))], mask)  # fmt: skip
     return recorded(_flat_gather(a, flat), "MaskedSelectBackward0", "masked_select", [a])

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .ops import Operand, float_dtype, maximum, minimum, primitive, recorded
-from .tensor import Tensor
+from .tensor import Tensor, _refuse_traced
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])  # torch.return_types.max
 
@@ -80,6 +80,7 @@ def _extreme(which: str, a: Tensor, dim: Any, keepdim: bool) -> Any:
         prim = "amax" if which == "max" else "amin"
         return recorded(_reduce(prim, a, None, False), f"{name}Backward1", which, [a])
     (axis,) = axes_of(a, dim)
+    _refuse_traced(a, f"{which}(dim) (its indices)")  # use amax/amin inside compiled functions
     pick = np.argmax if which == "max" else np.argmin
     index = pick(a._value, axis=axis, keepdims=True)
     values = take_along(a, index, axis)

@@ -203,6 +203,7 @@ class Tensor:
         return int(self._value.size)
 
     def item(self) -> Any:
+        _refuse_traced(self, ".item()")
         if self._value.size != 1:
             raise RuntimeError(
                 f"a Tensor with {self._value.size} elements cannot be converted to Scalar"
@@ -210,6 +211,7 @@ class Tensor:
         return self._value.reshape(()).item()
 
     def numpy(self) -> np.ndarray:
+        _refuse_traced(self, ".numpy()")
         if self.requires_grad:
             raise RuntimeError(
                 "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
@@ -218,9 +220,11 @@ class Tensor:
         return self._value
 
     def tolist(self) -> Any:
+        _refuse_traced(self, ".tolist()")
         return self._value.tolist()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        _refuse_traced(self, "numpy.asarray()")
         return self._value if dtype is None else self._value.astype(dtype)
 
     def __len__(self) -> int:
@@ -229,11 +233,13 @@ class Tensor:
         return len(self._value)
 
     def __bool__(self) -> bool:
+        _refuse_traced(self, "bool()")
         if self._value.size != 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self._value.reshape(()))
 
     def _scalar(self) -> Any:
+        _refuse_traced(self, "float() / int()")
         if self._value.size != 1:
             raise ValueError("only one element tensors can be converted to Python scalars")
         if self.requires_grad:
@@ -276,6 +282,13 @@ def grad_enabled_for(*operands: Any) -> bool:
     """Should an op on these operands record its node? (grad mode, or a trace, and a node in)"""
     recording = is_grad_enabled() or tracing()
     return recording and any(isinstance(o, Tensor) and o._node is not None for o in operands)
+
+
+def _refuse_traced(t: Tensor, what: str) -> None:
+    if tracing():
+        from .trace import refuse
+
+        refuse(t, what)
 
 
 def tracing() -> bool:

@@ -1,0 +1,340 @@
+"""Compile-and-call: compile, grad, value_and_grad, jacobian, hessian, vjp, jvp.
+
+Each transform traces the user's function once per input signature (tree structure,
+shapes, dtypes, static arguments), builds the nodes of what it returns (values,
+symbolic gradients), compiles them into one program and from then on only calls
+native code. Called on traced tensors (inside another transform) a transform returns
+tensors with nodes instead, so transforms compose: grad(grad(f)), jacobian(grad(f)),
+compile(value_and_grad(f)). Imports trace, tensor, node, gradient, lower, cache, pytree.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import pytree
+from .cache import DEFAULT_CACHE
+from .differentiate import vjp as symbolic_vjp
+from .interpret import evaluate
+from .lower import lower
+from .node import Node, const, structure_key
+from .registry import apply
+from .rules import simplifier
+from .structural import zeros
+from .tensor import Tensor
+from .trace import ArgSlot, argument, as_array, trace_scope
+
+log = logging.getLogger("symgrad")
+
+# build(outputs, args, extras) -> result tree with Node leaves: what a transform returns.
+LIVE: weakref.WeakSet = weakref.WeakSet()  # every transform, for symgrad.cache_info()
+Build = Callable[[Any, list[Any], list[Node]], Any]
+
+
+def _node_of(x: Any) -> Node | None:
+    if isinstance(x, Tensor):
+        return x.graph_node() if x._node is None else x._node
+    return None
+
+
+def _grads(out: Node, seed: Node, wrt: list[Node]) -> list[Node]:
+    found = symbolic_vjp([out], [seed], wrt)
+    return [zeros(w.shape, w.dtype) if g is None else g for g, w in zip(found, wrt)]
+
+
+@dataclass
+class Entry:
+    """One compiled specialisation of a transform."""
+
+    signature: tuple
+    compiled: Any
+    result_tree: Any  # the result tree; Node leaves are replaced by program outputs in order
+    constants: list[Any]  # result leaves that are not nodes (returned as they are)
+    captured: list[Node]  # leaves read from the enclosing scope (read at each call)
+    nodes: list[Node]
+    compile_seconds: float
+    hits: int = 0
+
+
+@dataclass(eq=False)
+class Staged:
+    """A transform of `fn`: callable, cached per signature, inspectable."""
+
+    fn: Callable
+    build: Build
+    static_argnums: tuple[int, ...] = ()
+    name: str = ""
+    entries: dict[tuple, Entry] = field(default_factory=dict)
+    misses: int = 0
+
+    def __post_init__(self) -> None:
+        self.name = self.name or getattr(self.fn, "__name__", "fn")
+        self.__doc__ = getattr(self.fn, "__doc__", None)
+        self.__wrapped__ = self.fn
+        LIVE.add(self)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    # ---- calling -------------------------------------------------------------------
+
+    def __call__(self, *args: Any) -> Any:
+        if _any_traced(args):
+            return self._inline(args)
+        statics, dynamic = self._split(args)
+        flat, treedef = pytree.flatten(dynamic)
+        arrays = [as_array(x) for x in flat]
+        signature = (treedef, tuple((a.shape, a.dtype.str) for a in arrays), statics)
+        entry = self.entries.get(signature)
+        if entry is None:
+            entry = self._compile(args, signature)
+        else:
+            entry.hits += 1
+            DEFAULT_CACHE.stats.hits += 1
+        return self._run(entry, arrays)
+
+    def _split(self, args: tuple) -> tuple[tuple, list]:
+        statics = tuple(_hashable(args[i]) for i in self.static_argnums if i < len(args))
+        return statics, [a for i, a in enumerate(args) if i not in self.static_argnums]
+
+    def _run(self, entry: Entry, arrays: list[np.ndarray]) -> Any:
+        inputs = [np.ascontiguousarray(a, dtype=np.float64 if a.dtype.kind in "iub" else a.dtype).reshape(-1)
+                  for a in arrays]  # fmt: skip
+        inputs += [np.ascontiguousarray(c.payload.value(), dtype=c.dtype).reshape(-1) for c in entry.captured]
+        outs = iter(entry.compiled(inputs) if entry.compiled is not None else [])
+        constants = iter(entry.constants)
+        leaves, treedef = pytree.flatten(entry.result_tree)
+        values = [next(outs).reshape(n.shape) if isinstance(n, Node) else next(constants) for n in leaves]
+        return pytree.unflatten(treedef, values)
+
+    # ---- tracing -------------------------------------------------------------------
+
+    def trace(self, args: tuple) -> tuple[Any, list[Tensor], list[Tensor]]:
+        """Run fn on argument tensors; (result tree of nodes, argument tensors, extra leaves)."""
+        statics, dynamic = self._split(args)
+        flat, treedef = pytree.flatten(dynamic)
+        tensors = [argument(x, k) for k, x in enumerate(flat)]
+        rebuilt = iter(pytree.unflatten(treedef, tensors))
+        call_args = [a if i in self.static_argnums else next(rebuilt) for i, a in enumerate(args)]
+        return self._build(call_args, tensors)
+
+    def _build(self, call_args: list[Any], tensors: list[Tensor]) -> tuple[Any, list[Tensor], list[Node]]:
+        with trace_scope(self.name):
+            out = self.fn(*call_args)
+        dynamic = [a for i, a in enumerate(call_args) if i not in self.static_argnums]
+        return self.build(out, dynamic, []), tensors, []
+
+    def _compile(self, args: tuple, signature: tuple) -> Entry:
+        start = time.perf_counter()
+        self._log_recompile(signature)
+        result_tree, tensors, _ = self.trace(args)
+        leaves, _ = pytree.flatten(result_tree)
+        nodes = [n for n in leaves if isinstance(n, Node)]
+        simplified = iter(simplifier().run(nodes))
+        result_tree = pytree.tree_map(lambda n: next(simplified) if isinstance(n, Node) else n, result_tree)
+        nodes = [n for n in pytree.flatten(result_tree)[0] if isinstance(n, Node)]
+        arg_leaves = [t._node for t in tensors]
+        captured = [n for n in structure_key(nodes)[1] if n.op == "leaf" and not isinstance(n.payload, ArgSlot)]
+        compiled = DEFAULT_CACHE.session.compile(lower(nodes, arg_leaves + captured), name="function") if nodes else None
+        constants = [c for c in pytree.flatten(result_tree)[0] if not isinstance(c, Node)]
+        seconds = time.perf_counter() - start
+        entry = Entry(signature, compiled, result_tree, constants, captured, nodes, seconds)
+        self.entries[signature] = entry
+        self.misses += 1
+        DEFAULT_CACHE.stats.misses += 1
+        DEFAULT_CACHE.stats.compiles += 1
+        DEFAULT_CACHE.stats.compile_seconds += seconds
+        return entry
+
+    def _log_recompile(self, signature: tuple) -> None:
+        if not self.entries:
+            return
+        previous = next(reversed(self.entries))
+        log.info("symgrad: compiling %s again: %s", self.name, describe_change(previous, signature))
+
+    def _inline(self, args: tuple) -> Any:
+        """Called on traced tensors: return tensors whose nodes are the results (composition)."""
+        statics, dynamic = self._split(args)
+        flat, treedef = pytree.flatten(dynamic)
+        tensors = [x if isinstance(x, Tensor) and x._node is not None else argument(x, -1) for x in flat]
+        rebuilt = iter(pytree.unflatten(treedef, tensors))
+        call_args = [a if i in self.static_argnums else next(rebuilt) for i, a in enumerate(args)]
+        result_tree, _, _ = self._build(call_args, tensors)
+        leaves, out_def = pytree.flatten(result_tree)
+        nodes = [n for n in leaves if isinstance(n, Node)]
+        values = iter(evaluate(nodes, lambda n: n.payload.value()))
+        return pytree.unflatten(out_def, [_tensor(n, next(values)) if isinstance(n, Node) else n for n in leaves])
+
+    # ---- introspection -------------------------------------------------------------
+
+    def cache_info(self) -> dict[str, Any]:
+        entries = [{"signature": describe_signature(e.signature), "hits": e.hits,
+                    "compile_seconds": e.compile_seconds} for e in self.entries.values()]  # fmt: skip
+        return {"entries": entries, "hits": sum(e.hits for e in self.entries.values()),
+                "misses": self.misses}  # fmt: skip
+
+
+def _tensor(node: Node, value: np.ndarray) -> Tensor:
+    t = Tensor._wrap(np.asarray(value))
+    t._node = node
+    return t
+
+
+def _any_traced(args: Any) -> bool:
+    leaves, _ = pytree.flatten(list(args))
+    return any(isinstance(x, Tensor) and x._node is not None for x in leaves)
+
+
+def _hashable(x: Any) -> Any:
+    try:
+        hash(x)
+        return x
+    except TypeError:
+        return repr(x)
+
+
+def describe_signature(signature: tuple) -> str:
+    treedef, shapes, statics = signature
+    paths = pytree.leaf_paths(treedef, "args")
+    parts = [f"{p}: {np.dtype(d).name}{list(s)}" for p, (s, d) in zip(paths, shapes)]
+    return ", ".join(parts + [f"static {s!r}" for s in statics])
+
+
+def describe_change(old: tuple, new: tuple) -> str:
+    if old[0] != new[0]:
+        return "the structure of the arguments changed"
+    if old[2] != new[2]:
+        return f"a static argument changed: {old[2]!r} -> {new[2]!r}"
+    paths = pytree.leaf_paths(new[0], "args")
+    changed = [f"{p} {np.dtype(a[1]).name}{list(a[0])} -> {np.dtype(b[1]).name}{list(b[0])}"
+               for p, a, b in zip(paths, old[1], new[1]) if a != b]  # fmt: skip
+    return "; ".join(changed) or "new signature"
+
+
+# ---- the transforms ---------------------------------------------------------------------
+
+
+def _outputs(out: Any) -> Any:
+    return pytree.tree_map(lambda x: _node_of(x) if isinstance(x, Tensor) else x, out)
+
+
+def _scalar_output(out: Any, who: str) -> Node:
+    node = _node_of(out) if isinstance(out, Tensor) else None
+    if node is None or node.size != 1:
+        shape = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise TypeError(f"{who}: the function must return a scalar tensor (one element), got {shape}")
+    return node if node.shape == () else apply("reshape", node, shape=())
+
+
+def _selected(args: list[Any], argnums: Any) -> tuple[list[Any], bool]:
+    many = isinstance(argnums, (tuple, list))
+    nums = list(argnums) if many else [argnums]
+    return [args[i] for i in nums], many
+
+
+def _grad_tree(loss: Node, args: list[Any], argnums: Any) -> Any:
+    chosen, many = _selected(args, argnums)
+    flat, treedef = pytree.flatten(chosen)
+    wrt = [t._node for t in flat]
+    seed = const(1.0, loss.dtype)
+    grads = pytree.unflatten(treedef, _grads(loss, seed, wrt))
+    return tuple(grads) if many else grads[0]
+
+
+def compile(fn: Callable, static_argnums: Sequence[int] | int = ()) -> Staged:  # noqa: A001
+    """`fn` compiled per input signature; results are numpy arrays in fn's output structure."""
+    nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    return Staged(fn, lambda out, args, extra: _outputs(out), nums)
+
+
+def grad(fn: Callable, argnums: Any = 0, has_aux: bool = False, static_argnums: Sequence[int] = ()) -> Staged:
+    """The gradient of a scalar function with respect to argument(s) `argnums` (any tree)."""
+
+    def build(out: Any, args: list[Any], extra: list[Node]) -> Any:
+        value, aux = out if has_aux else (out, None)
+        g = _grad_tree(_scalar_output(value, "grad"), args, argnums)
+        return (g, _outputs(aux)) if has_aux else g
+
+    return Staged(fn, build, tuple(static_argnums), f"grad({getattr(fn, '__name__', 'fn')})")
+
+
+def value_and_grad(fn: Callable, argnums: Any = 0, has_aux: bool = False,
+                   static_argnums: Sequence[int] = ()) -> Staged:  # fmt: skip
+    """(value, gradient), or ((value, aux), gradient) with has_aux."""
+
+    def build(out: Any, args: list[Any], extra: list[Node]) -> Any:
+        value, aux = out if has_aux else (out, None)
+        loss = _scalar_output(value, "value_and_grad")
+        g = _grad_tree(loss, args, argnums)
+        return ((_node_of(value), _outputs(aux)), g) if has_aux else (_node_of(value), g)
+
+    return Staged(fn, build, tuple(static_argnums), f"value_and_grad({getattr(fn, '__name__', 'fn')})")
+
+
+def _one_hot(shape: tuple, k: int, dtype: str) -> Node:
+    index = np.unravel_index(k, shape)
+    spec = tuple(int(i) for i in index)
+    return apply("setitem", zeros(shape, dtype), const(1.0, dtype), spec=spec)
+
+
+def _stack(rows: list[Node], out_shape: tuple, arg_shape: tuple, dtype: str) -> Node:
+    """rows[k] (shape arg_shape) placed at out index k: the jacobian out_shape + arg_shape."""
+    result = zeros(tuple(out_shape) + tuple(arg_shape), dtype)
+    for k, row in enumerate(rows):
+        index = tuple(int(i) for i in np.unravel_index(k, out_shape)) if out_shape else ()
+        spec = index + tuple((0, 1, n) for n in arg_shape)
+        result = apply("setitem", result, row, spec=spec)
+    return result
+
+
+def jacobian(fn: Callable, argnums: Any = 0, static_argnums: Sequence[int] = ()) -> Staged:
+    """d fn / d args[argnums], shaped output shape + argument shape (reverse mode, one vjp
+    per output element, each symbolic and all compiled into one program)."""
+
+    def build(out: Any, args: list[Any], extra: list[Node]) -> Any:
+        y = _node_of(out)
+        chosen, many = _selected(args, argnums)
+        flat, treedef = pytree.flatten(chosen)
+        wrt = [t._node for t in flat]
+        rows = [_grads(y, _one_hot(y.shape, k, y.dtype), wrt) for k in range(y.size)]
+        jacs = [_stack([r[j] for r in rows], y.shape, w.shape, y.dtype) for j, w in enumerate(wrt)]
+        tree = pytree.unflatten(treedef, jacs)
+        return tuple(tree) if many else tree[0]
+
+    return Staged(fn, build, tuple(static_argnums), f"jacobian({getattr(fn, '__name__', 'fn')})")
+
+
+def hessian(fn: Callable, argnums: Any = 0, static_argnums: Sequence[int] = ()) -> Staged:
+    """The matrix of second derivatives: jacobian(grad(fn))."""
+    return jacobian(grad(fn, argnums, static_argnums=static_argnums), argnums, static_argnums)
+
+
+def vjp(fn: Callable, *primals: Any) -> tuple[Any, Callable]:
+    """(fn(*primals), vjp_fn): vjp_fn(cotangent) pulls the cotangent back to each primal."""
+    n = len(primals)
+    value = compile(fn)(*primals)
+    pulled = grad(lambda *ys: (fn(*ys[:n]) * ys[n]).sum(), argnums=tuple(range(n)))
+    pulled.name = f"vjp({getattr(fn, '__name__', 'fn')})"
+    return value, lambda cotangent: pulled(*primals, cotangent)
+
+
+def jvp(fn: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+    """(fn(*primals), J @ tangents), by differentiating the (linear) vjp once more."""
+    n = len(primals)
+
+    def directional(*args: Any) -> Any:
+        xs, ts, u = args[:n], args[n : 2 * n], args[2 * n]
+        pulled = grad(lambda *ys: (fn(*ys[:n]) * ys[n]).sum(), argnums=tuple(range(n)))(*xs, u)
+        return sum(((g * t).sum() for g, t in zip(pulled, ts)), start=Tensor._wrap(np.zeros(())))
+
+    value = compile(fn)(*primals)
+    u0 = np.zeros(np.shape(value), dtype=np.asarray(value).dtype)
+    tangent = grad(directional, argnums=2 * n)(*primals, *tangents, u0)
+    return value, tangent
