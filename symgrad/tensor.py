@@ -177,7 +177,18 @@ class Tensor:
 
     @data.setter
     def data(self, other: Tensor) -> None:
+        reshaped = other._value.shape != self._value.shape or other._value.dtype != self._value.dtype
         self._value, self._storage = other._value, other._storage
+        if reshaped and self.requires_grad and self.is_leaf:  # a new leaf of the new shape
+            self._node = leaf(self.shape, self._value.dtype.name, ParamSlot(self))
+        self._value_leaf = None
+
+    def __deepcopy__(self, memo: dict) -> Tensor:
+        copy = Tensor._wrap(self._value.copy())
+        if self.requires_grad and self.is_leaf:
+            copy.requires_grad_(True)
+        memo[id(self)] = copy
+        return copy
 
     # ---- protocol ---------------------------------------------------------------------
 

@@ -179,7 +179,10 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = Fa
         return x
     from ..creation import _rng
 
-    keep = Tensor._wrap((_rng.random(x.shape) >= p).astype(float_dtype(x)) / (1 - p))
+    if p >= 1:
+        keep = Tensor._wrap(np.zeros(x.shape, float_dtype(x)))
+    else:
+        keep = Tensor._wrap((_rng.random(x.shape) >= p).astype(float_dtype(x)) / (1 - p))
     return recorded(primitive("mul", [x, keep]), "MulBackward0", "dropout", [x])
 
 
