@@ -6,7 +6,7 @@ shows formulas, graphs and LLVM IR; `symgrad.cache_info` the code cache.
 
 import builtins
 
-from . import autograd, methods, nn, optim
+from . import autograd, methods, nn, optim, testing
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled, inference_mode
 from .cache import DEFAULT_CACHE as _DEFAULT_CACHE
 from .creation import (DoubleTensor, FloatTensor, LongTensor, arange, as_tensor, device, empty,
@@ -17,6 +17,7 @@ from .dtypes import bool_ as bool  # noqa: A001 - torch.bool
 from .dtypes import double, dtype, float, float32, float64, int32, int64, long  # noqa: A004
 from .index_ops import gather, index_select, masked_select
 from .inspection import inspect
+from .sympy_io import elementwise, from_sympy, to_sympy
 from .linalg import bmm, dot, einsum, matmul, mm, mv, outer
 from .ops import (abs, acos, add, allclose, equal, isclose, asin, atan, atan2, ceil, clamp, cos, cosh, div, eq, erf, exp,
                   exp2, expm1, floor, ge, gt, isfinite, isinf, isnan, le, lerp, log, log1p, log2,

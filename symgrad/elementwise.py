@@ -68,13 +68,14 @@ def _partials(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> tuple[symp
 
 def elementwise(name: str, expr: sympy.Expr, fn: Callable, *, opcode: str | None = None,
                 expansion: sympy.Expr | None = None, grad: str | None = "sympy",
-                domain: tuple[float, float] = (-2.0, 2.0), mask: dict | None = None) -> Primitive:  # fmt: skip
+                domain: tuple[float, float] = (-2.0, 2.0), mask: dict | None = None,
+                arity: int | None = None) -> Primitive:  # fmt: skip
     """Register `name`, defined by `expr` over x, y, z; `grad` is "sympy", "zero" or None.
 
     `mask` maps a symbol to a condition under which its partial is taken as 0 (torch's
     convention where the formula would give 0 * inf).
     """
-    symbols = tuple(s for s in (X, Y, Z) if s in expr.free_symbols) or (X,)
+    symbols = (X, Y, Z)[:arity] if arity else tuple(s for s in (X, Y, Z) if s in expr.free_symbols) or (X,)
     partials = _partials(expr, symbols)
     if mask:
         partials = tuple(sympy.Piecewise((0, mask[s]), (p, True)) if s in mask else p

@@ -18,7 +18,7 @@ from .gradfn import enable_grad, grad_fn_class, is_grad_enabled, no_grad
 from .gradient import ValueSlot, rebind
 from .node import Node, leaf, structure_key
 from .registry import Primitive, register
-from .tensor import Tensor
+from .tensor import Tensor, tracing
 
 TEMPLATES: dict[tuple, tuple[list[Node | None], list[Node]]] = {}  # key -> (grads, template leaves)
 
@@ -56,13 +56,13 @@ class Function:
     @classmethod
     def apply(cls, *args: Any) -> Any:
         ctx = FunctionCtx(args)
-        with no_grad():
+        with enable_grad() if tracing() else no_grad():  # traced: the forward is part of the graph
             outputs = cls.forward(ctx, *args)
         many = isinstance(outputs, tuple)
         raw = list(outputs if many else (outputs,))
         outs = [_own(o) for o in raw]
         tensors = [a for a in args if isinstance(a, Tensor)]
-        if is_grad_enabled() and any(t.requires_grad for t in tensors):
+        if (is_grad_enabled() or tracing()) and any(t._node is not None for t in tensors):
             for k, out in enumerate(outs):
                 if id(raw[k]) not in ctx.non_differentiable and out._value.dtype.kind == "f":
                     _connect(cls, ctx, args, outs, k, raw)
@@ -101,7 +101,8 @@ def _connect(cls: type, ctx: FunctionCtx, args: tuple, outs: list, k: int, raw: 
     others = [n for n in order if n.op == "leaf" and n is not g and n is not me]
     TEMPLATES.setdefault(key, (grad_nodes, [g, me, *others]))
     input_nodes = [a.graph_node() for a in inputs if isinstance(a, Tensor)]
-    value = leaf(out.shape, out._value.dtype.name, ValueSlot(out._value, out._storage))
+    traced = raw[k]._node if isinstance(raw[k], Tensor) and tracing() else None
+    value = traced if traced is not None else leaf(out.shape, out._value.dtype.name, ValueSlot(out._value, out._storage))
     from .registry import apply
 
     out._node = apply("custom", value, *input_nodes, *others, key=key, n_inputs=len(input_nodes))

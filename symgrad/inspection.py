@@ -1,143 +1,34 @@
-"""Inspection: a result tensor's formula, its simplified gradients, graph and LLVM IR.
+"""Inspection: what symgrad made of a result tensor or a function.
 
-The forward formula is read from the grad_fn records (the user's own ops, so
-`mean` stays `mean`); gradients are printed from the simplified gradient DAG
-through each primitive's sympy printer. Leaves are named after the caller's
-variables. Imports tensor, gradient, node, registry, structural.
+`inspect(tensor)` or `inspect(fn, *example_args)` returns one object with the forward
+formula and each simplified gradient (sympy; str() and LaTeX), the gradient graph as
+text and Graphviz DOT, statistics (node counts, rewrites fired, fused kernels, time per
+stage), the LLVM IR and assembly of the compiled code, and its cache key.
+Imports formulas, gradient, differentiate, rules, lower, trace, transforms, tensor.
 """
 
 from __future__ import annotations
 
+import inspect as pyinspect
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import sympy
 
-from .gradient import plan_for, seed_nodes, symbolic_gradients
-from .matmul import MatMul
-from .node import Node, structure_key, topo_order
-from .reduce import Sum
-from .registry import REGISTRY
-from .structural import Reduce, Setitem, Subscript
+from . import pytree
+from .cache import DEFAULT_CACHE
+from .compiler.program import Loop, Matmul
+from .differentiate import vjp
+from .formulas import _MAX_EVALUATED, Names, forward_formula, gradient_formula, graph_dot, graph_text
+from .gradient import plan_for, seed_nodes
+from .lower import lower
+from .node import Node, const, structure_key, topo_order
+from .rules import simplifier
 from .tensor import Tensor
-
-_MAX_EVALUATED = 200  # records; above this sympy builds formulas unevaluated (it is slow)
-
-
-class Mean(Reduce):
-    pass
-
-
-class Norm(Reduce):
-    pass
-
-
-def sympy_number(value: float, dtype: str) -> sympy.Expr:
-    """The shortest decimal that rounds to `value` in `dtype`, as an exact sympy number."""
-    if not np.isfinite(value):
-        return sympy.nan if np.isnan(value) else (sympy.oo if value > 0 else -sympy.oo)
-    if float(value).is_integer():
-        return sympy.Integer(int(value))
-    return sympy.Rational(np.format_float_positional(np.dtype(dtype).type(value), unique=True))
-
-
-_FORWARD = {
-    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-    "div": lambda a, b: a / b, "pow": lambda a, b: a**b, "neg": lambda a: -a,
-    "exp": sympy.exp, "log": sympy.log, "sqrt": sympy.sqrt, "sin": sympy.sin,
-    "cos": sympy.cos, "tan": sympy.tan, "tanh": sympy.tanh, "abs": sympy.Abs,
-    "sum": lambda a: Sum(a, sympy.S.true), "mean": lambda a: Mean(a, sympy.S.true),
-    "norm": lambda a: Norm(a, sympy.S.true), "matmul": lambda a, b: MatMul(a, b),
-}  # fmt: skip
-
-
-class _Names:
-    """Names for leaf tensors: the caller's variable names, else t0, t1, ..."""
-
-    def __init__(self, scope: dict[str, Any]) -> None:
-        self.by_id: dict[int, str] = {}
-        for k, v in scope.items():  # the first name bound to a tensor wins
-            if isinstance(v, Tensor) and not k.startswith("_"):
-                self.by_id.setdefault(id(v), k)
-        self.fresh = 0
-
-    def __call__(self, t: Tensor) -> str:
-        if id(t) not in self.by_id:
-            self.by_id[id(t)] = f"t{self.fresh}"
-            self.fresh += 1
-        return self.by_id[id(t)]
-
-
-def forward_formula(t: Tensor, names: _Names, leaf_symbols: dict[int, sympy.Symbol]) -> sympy.Expr:
-    memo: dict[int, sympy.Expr] = {}
-
-    def walk(x: Any) -> sympy.Expr:
-        if not isinstance(x, Tensor):
-            return sympy.nsimplify(x) if isinstance(x, (int, float)) else sympy.Symbol(str(x))
-        if id(x) in memo:
-            return memo[id(x)]
-        fn = x.grad_fn
-        if fn is None:
-            sym = sympy.Symbol(names(x))
-            leaf_symbols[id(x.graph_node())] = sym
-            result: sympy.Expr = sym
-        elif fn._op == "getitem":
-            result = Subscript(walk(fn._operands[0]), sympy.Symbol(_index_text(fn._operands[1])))
-        elif fn._op == "setitem":
-            result = Setitem(walk(fn._operands[0]), walk(fn._operands[1]), sympy.Symbol("..."))
-        elif fn._op in _FORWARD:
-            result = _FORWARD[fn._op](*(walk(o) for o in fn._operands))
-        else:  # ops without a formula of their own print as a function of their operands
-            result = sympy.Function(fn._op)(*(walk(o) for o in fn._operands if o is not None))
-        memo[id(x)] = result
-        return result
-
-    return walk(t)
-
-
-def _index_text(index: Any) -> str:
-    items = index if isinstance(index, tuple) else (index,)
-    return ", ".join(":" if i == slice(None) else "..." if i is Ellipsis else str(i) for i in items)
-
-
-def gradient_formula(root: Node, symbols: dict[int, sympy.Symbol]) -> sympy.Expr:
-    """The simplified gradient as printed by sympy, built unevaluated: it shows the DAG as is."""
-    with sympy.evaluate(False):
-        return _formula(root, symbols)
-
-
-def _formula(root: Node, symbols: dict[int, sympy.Symbol]) -> sympy.Expr:
-    values: dict[int, sympy.Expr] = {}
-    for node in topo_order([root]):
-        if id(node) in symbols:
-            values[id(node)] = symbols[id(node)]
-        elif node.op == "leaf":
-            values[id(node)] = sympy.Symbol(f"leaf{len(values)}")
-        elif node.op == "const":
-            values[id(node)] = sympy_number(node.attrs[0], node.dtype)
-        else:
-            args = [values[id(i)] for i in node.inputs]
-            values[id(node)] = REGISTRY[node.op].to_sympy(node, *args)
-    return values[id(root)]
-
-
-def graph_text(roots: list[Node], symbols: dict[int, sympy.Symbol]) -> str:
-    """One line per node, jaxpr-style: `%3 = mul %1 %2 : float32[2, 2]`."""
-    number: dict[int, str] = {}
-    lines = []
-    for node in topo_order(roots):
-        number[id(node)] = f"%{len(number)}"
-        if node.op == "leaf":
-            what = f"input {symbols.get(id(node), '?')}"
-        elif node.op == "const":
-            what = f"const {node.attrs[0]!r}"
-        else:
-            attrs = "".join(f" {v}" for v in node.attrs)
-            what = f"{node.op}{attrs} " + " ".join(number[id(i)] for i in node.inputs)
-        lines.append(f"{number[id(node)]} = {what} : {node.dtype}{list(node.shape)}")
-    return "\n".join(lines)
+from .trace import argument, trace_scope
 
 
 @dataclass
@@ -146,18 +37,24 @@ class Inspection:
     formula: sympy.Expr
     gradients: dict[str, sympy.Expr]
     graph: str
+    dot: str
     llvm_ir: str
     stats: dict[str, Any] = field(default_factory=dict)
     scalar: bool = True
+    cache_key: str = ""
+    compiled: Any = None
 
     @property
     def formulas(self) -> dict[str, sympy.Expr]:
         return {self.name: self.formula, **{f"d {self.name}/d{k}": v for k, v in self.gradients.items()}}
 
+    @property
+    def asm(self) -> str:
+        return self.compiled.asm if self.compiled is not None else ""
+
     def __str__(self) -> str:
         lines = [f"{self.name} = {sympy.sstr(self.formula)}"]
-        for leaf_name, g in self.gradients.items():
-            lines.append(f"d {self.name}/d{leaf_name} = {sympy.sstr(g)}")
+        lines += [f"d {self.name}/d{k} = {sympy.sstr(g)}" for k, g in self.gradients.items()]
         if not self.scalar:
             lines.append(f"  (g is the gradient passed to {self.name}.backward)")
         return "\n".join(lines)
@@ -169,32 +66,128 @@ class Inspection:
         return r"$\begin{aligned}" + r"\\ ".join(rows) + r"\end{aligned}$"
 
 
-def inspect(t: Tensor, name: str | None = None) -> Inspection:
-    """Formula, simplified gradients, gradient graph and LLVM IR of a result tensor."""
-    if not isinstance(t, Tensor) or t._node is None:
-        raise TypeError("inspect: expected a tensor that requires grad (the result of a computation)")
+class _Clock:
+    """Seconds spent per stage, in the order the stages ran."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
+
+
+def _differentiate(root: Node, seed: Node, wrt: list[Node], clock: _Clock) -> tuple[list[Node | None], Any]:
+    raw = vjp([root], [seed], wrt)
+    clock.lap("differentiate")
+    rewriter = simplifier()
+    present = iter(rewriter.run([g for g in raw if g is not None]))
+    clock.lap("simplify")
+    return [None if g is None else next(present) for g in raw], rewriter.stats
+
+
+def _report(name: str, formula: sympy.Expr, root: Node, seed: Node, wrt: list[Node],
+            symbols: dict[int, sympy.Symbol], clock: _Clock, compiled: Any = None,
+            key: str = "") -> Inspection:  # fmt: skip
+    grads, rewrites = _differentiate(root, seed, wrt, clock)
+    pairs = [(w, g) for w, g in zip(wrt, grads) if g is not None]
+    named = {str(symbols.get(id(w), "leaf")): gradient_formula(g, symbols) for w, g in pairs}
+    nodes = [g for _, g in pairs]
+    if compiled is None and nodes:
+        leaves = [n for n in structure_key(nodes)[1] if n.op == "leaf"]
+        program = lower(nodes, leaves)
+        clock.lap("lower")
+        compiled = DEFAULT_CACHE.session.compile(program, name="inspect")
+        clock.lap("LLVM compile")
+    steps = compiled.program.steps if compiled is not None else ()
+    stats = {"nodes before simplification": rewrites.nodes_before, "nodes after": rewrites.nodes_after,
+             "rewrites fired": dict(rewrites.fired),
+             "fused loops": sum(isinstance(s, Loop) for s in steps),
+             "BLAS calls": sum(isinstance(s, Matmul) for s in steps),
+             "seconds": dict(clock.seconds)}  # fmt: skip
+    return Inspection(name, formula, named, graph_text(nodes, symbols), graph_dot(nodes, symbols),
+                      compiled.llvm_ir if compiled is not None else "", stats, root.size == 1,
+                      key, compiled)  # fmt: skip
+
+
+def inspect(target: Any, *example_args: Any, name: str | None = None) -> Inspection:
+    """Inspect a result tensor (`inspect(loss)`) or a function (`inspect(fn, *example_args)`).
+
+    A tensor's leaves are named after the caller's variables."""
     frame = sys._getframe(1)
-    names = _Names({**frame.f_globals, **frame.f_locals})
+    return inspect_in_scope(target, example_args, name, {**frame.f_globals, **frame.f_locals})
+
+
+def inspect_in_scope(target: Any, example_args: tuple, name: str | None, scope: dict) -> Inspection:
+    if isinstance(target, Tensor):
+        return _inspect_tensor(target, Names(scope), name)
+    if callable(target):
+        return _inspect_function(target, example_args, name)
+    raise TypeError("inspect: expected a tensor or a function (with example arguments)")
+
+
+def _inspect_tensor(t: Tensor, names: Names, name: str | None) -> Inspection:
+    if t._node is None:
+        raise TypeError("inspect: expected a tensor that requires grad (the result of a computation)")
+    clock = _Clock()
     symbols: dict[int, sympy.Symbol] = {}
     with sympy.evaluate(len(topo_order([t._node])) <= _MAX_EVALUATED):
         formula = forward_formula(t, names, symbols)
-    scalar = t.numel() == 1
-    seed_array = None if scalar else np.ones(t.shape, dtype=t._value.dtype)
+    clock.lap("formula")
+    seed_array = None if t.numel() == 1 else np.ones(t.shape, dtype=t._value.dtype)
     (seed,) = seed_nodes([t._node], [seed_array])
     if seed.op == "leaf":
         symbols[id(seed)] = sympy.Symbol("g")
     _, order = structure_key([t._node] + ([seed] if seed.op == "leaf" else []))
     params = params_of(order)
-    grads, stats = symbolic_gradients([t._node], [seed], params)
-    pairs = [(p, g) for p, g in zip(params, grads) if g is not None]
-    names_of = {str(symbols.get(id(p), "leaf")): gradient_formula(g, symbols) for p, g in pairs}
     plan, _, _ = plan_for([t._node], [seed_array], params_of)
-    info = {"nodes before simplification": stats.nodes_before, "nodes after": stats.nodes_after,
-            "rewrites fired": dict(stats.fired)}  # fmt: skip
-    return Inspection(name or names(t), formula, names_of, graph_text([g for _, g in pairs], symbols),
-                      plan.llvm_ir, info, scalar)  # fmt: skip
+    clock.lap("compile (cached)")
+    return _report(name or names(t), formula, t._node, seed, params, symbols, clock, plan.compiled,
+                   f"structure of {len(order)} nodes")  # fmt: skip
 
 
 def params_of(order: list[Node]) -> list[Node]:
     """The leaves that require grad, in key order: what backward() differentiates."""
     return [n for n in order if n.op == "leaf" and n.payload.is_param]
+
+
+def _argument_names(fn: Any, args: tuple) -> list[str]:
+    try:
+        params = list(pyinspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        params = []
+    names = []
+    for k, a in enumerate(args):
+        base = params[k] if k < len(params) else f"arg{k}"
+        _, treedef = pytree.flatten(a)
+        paths = pytree.leaf_paths(treedef, "")
+        names += [base + "".join(c for c in p.replace("][", "_") if c.isalnum() or c == "_") for p in paths]
+    return names
+
+
+def _inspect_function(fn: Any, args: tuple, name: str | None) -> Inspection:
+    clock = _Clock()
+    flat, treedef = pytree.flatten(list(args))
+    tensors = [argument(x, k) for k, x in enumerate(flat)]
+    labels = _argument_names(fn, args)
+    with trace_scope(getattr(fn, "__name__", "fn")):
+        out = fn(*pytree.unflatten(treedef, tensors))
+    clock.lap("trace")
+    if not isinstance(out, Tensor) or out._node is None:
+        raise TypeError("inspect: the function must return a tensor computed from its arguments")
+    names = Names({})
+    names.by_id.update({id(t): n for t, n in zip(tensors, labels)})
+    symbols: dict[int, sympy.Symbol] = {}
+    with sympy.evaluate(len(topo_order([out._node])) <= _MAX_EVALUATED):
+        formula = forward_formula(out, names, symbols)
+    clock.lap("formula")
+    wrt = [t._node for t in tensors if t._value.dtype.kind == "f"]
+    seed = const(1.0, out._node.dtype) if out.numel() == 1 else None
+    if seed is None:
+        seed = argument(np.ones(out.shape, out._value.dtype), -1)._node
+        symbols[id(seed)] = sympy.Symbol("g")
+    root = out._node if out._node.shape == () or out.numel() != 1 else out._node
+    key = ", ".join(f"{n}: {t._value.dtype.name}{list(t.shape)}" for n, t in zip(labels, tensors))
+    return _report(name or getattr(fn, "__name__", "fn"), formula, root, seed, wrt, symbols, clock, key=key)

@@ -18,7 +18,7 @@ from .gradfn import make_grad_fn
 from .gradient import ValueSlot
 from .node import Node, const, leaf
 from .registry import REGISTRY, apply
-from .tensor import Tensor, grad_enabled_for
+from .tensor import Tensor, grad_enabled_for, tracing
 
 Operand = Any  # Tensor or Python number
 
@@ -105,7 +105,8 @@ def _check_broadcast(shapes: list) -> None:
 def recorded(result: Tensor, grad_fn: str, op: str, operands: Sequence[Operand],
              number_edges: bool = False) -> Tensor:  # fmt: skip
     """Attach the user-level grad_fn record (when `result` is differentiated)."""
-    if result._node is not None and any(isinstance(o, Tensor) and o.requires_grad for o in operands):
+    differentiated = any(isinstance(o, Tensor) and o.requires_grad for o in operands)
+    if result._node is not None and (differentiated or tracing()):  # traces keep records: formulas
         result._grad_fn = make_grad_fn(grad_fn, op, tuple(operands), number_edges)
     return result
 
