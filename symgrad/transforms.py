@@ -11,7 +11,9 @@ compile(value_and_grad(f)). Imports trace, tensor, node, gradient, lower, cache,
 from __future__ import annotations
 
 import logging
+import os
 import time
+import traceback
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -127,7 +129,11 @@ class Staged:
 
     def _build(self, call_args: list[Any], tensors: list[Tensor]) -> tuple[Any, list[Tensor], list[Node]]:
         with trace_scope(self.name):
-            out = self.fn(*call_args)
+            try:
+                out = self.fn(*call_args)
+            except Exception as error:
+                _name_user_line(error, self.name)
+                raise
         dynamic = [a for i, a in enumerate(call_args) if i not in self.static_argnums]
         return self.build(out, dynamic, []), tensors, []
 
@@ -179,6 +185,19 @@ class Staged:
                     "compile_seconds": e.compile_seconds} for e in self.entries.values()]  # fmt: skip
         return {"entries": entries, "hits": sum(e.hits for e in self.entries.values()),
                 "misses": self.misses}  # fmt: skip
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _name_user_line(error: BaseException, name: str) -> None:
+    """Add a note naming the line of the user's code that built the failing operation."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if not os.path.abspath(f.filename).startswith(_PACKAGE)]  # fmt: skip
+    if frames and hasattr(error, "add_note"):
+        f = frames[-1]
+        error.add_note(f"symgrad: while tracing {name}, at {f.filename}:{f.lineno} "
+                       f"(in {f.name}): {f.line}")  # fmt: skip
 
 
 def _tensor(node: Node, value: np.ndarray) -> Tensor:

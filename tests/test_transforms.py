@@ -157,3 +157,14 @@ def test_bad_arguments_are_python_errors():
         g(np.array(["a", "b"]))
     with pytest.raises(TypeError, match="scalar"):
         sg.grad(lambda x: x * 2)(np.ones(3))
+
+
+def test_a_shape_error_names_the_users_line():
+    def model(w, x):
+        hidden = x @ w
+        return (hidden + np.ones(7)).sum()  # the broken line
+
+    with pytest.raises(RuntimeError) as info:
+        sg.grad(model)(np.ones((3, 2)), np.ones((4, 3)))
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "test_transforms.py" in notes and "the broken line" in notes
