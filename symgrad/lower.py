@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from .compiler.program import Buffer, Fill, Instr, KernelProgram, Loop, Matmul, Store
 from .maps import (
@@ -62,6 +63,22 @@ class _Body:
     def load(self, acc) -> int:
         return self.emit(("load", acc), Instr("load", load=self.load_index(acc)))
 
+    def clone(self) -> _Body:
+        copy = _Body(self.rank)
+        copy.loads, copy.instrs, copy.memo = list(self.loads), list(self.instrs), dict(self.memo)
+        return copy
+
+
+@dataclass
+class _OpenLoop:
+    """A loop still taking stores: nodes with the same iteration space share it (and its CSE)."""
+
+    shape: Shape
+    dtype: str
+    body: _Body
+    stores: list[Store] = field(default_factory=list)
+    writes: set[int] = field(default_factory=set)
+
 
 Gen = Callable[[_Body, Map], int]
 
@@ -75,6 +92,8 @@ class Lowering:
             self.buffer_of[id(leaf)] = self._new_buffer(leaf, "input")
         self.outputs, self.order = list(outputs), topo_order(outputs)
         self.shared = self._shared_nodes()
+        self.open: dict[tuple, _OpenLoop] = {}
+        self.expanded: dict[int, Node] = {}
 
     def _new_buffer(self, node: Node, kind: str) -> int:
         self.buffers.append(Buffer(node.dtype, node.size, kind))
@@ -88,14 +107,27 @@ class Lowering:
         for node in self.order:
             for i in set(map(id, node.inputs)):
                 users[i] += 1
+        elsewhere = self._used_elsewhere()
         shared: set[int] = set()
         for node in self.order:
-            if kind_of(node) == "elementwise" and users[id(node)] > 1 and node.size > 1:
+            if kind_of(node) == "elementwise" and users[id(node)] > 1 and node.size > 1 and id(node) in elsewhere:
                 shared.add(id(node))
             for operand in self._operands_needing_buffers(node):
                 if not self._contiguous(operand, shared):
                     shared.add(id(operand))
         return shared
+
+    def _used_elsewhere(self) -> set[int]:
+        """Nodes read by a consumer that does not compute them at its own loop index (a
+        broadcast, a matmul, ...): sharing those through a buffer saves recomputation.
+        Consumers at the same index share one loop, where CSE computes them once."""
+        found: set[int] = set()
+        for node in self.order:
+            same_index = kind_of(node) in ("elementwise", "reduce")
+            for i in node.inputs:
+                if not (same_index and (i.shape == node.shape or kind_of(node) == "reduce")):
+                    found.add(id(i))
+        return found
 
     def _operands_needing_buffers(self, node: Node) -> list[Node]:
         kind = kind_of(node)
@@ -148,7 +180,18 @@ class Lowering:
                 self._materialize(node, self._new_buffer(node, "temp"))
         for node, buf in copies:
             self._loop(node.shape, lambda body, amap, n=node: self.gen(n, amap, body), buf)
+        for key in list(self.open):
+            self._flush(key)
         return KernelProgram(tuple(self.buffers), tuple(self.steps))
+
+    def _flush(self, key: tuple) -> None:
+        loop = self.open.pop(key)
+        self.steps.append(Loop(loop.shape, loop.dtype, tuple(loop.body.loads), tuple(loop.body.instrs),
+                               tuple(loop.stores)))  # fmt: skip
+
+    def _flush_writers(self, buffers: set[int]) -> None:
+        for key in [k for k, loop in self.open.items() if loop.writes & buffers]:
+            self._flush(key)
 
     def _materialize(self, node: Node, buf: int) -> None:
         kind = kind_of(node)
@@ -167,16 +210,33 @@ class Lowering:
     def _loop(self, shape: Shape, gen: Gen, buf: int, store_shape: Shape | None = None,
               amap: Map | None = None, mode: str = "assign", index: Gen | None = None,
               axis: int = 0) -> None:  # fmt: skip
-        body = _Body(len(shape))
-        value = gen(body, identity_map(shape))
+        """Add `buf[amap(i)] (mode)= gen(i)` to the open loop over `shape`, flushing first any
+        open loop whose writes this one would read, or that writes `buf` too (a second write
+        must see the first one complete: setitem, scatter)."""
+        key, ident = (tuple(shape), self.buffers[buf].dtype), identity_map(shape)
+        for _ in range(2):
+            loop = self.open.get(key)
+            body = loop.body.clone() if loop is not None else _Body(len(shape))
+            seen = len(body.loads)
+            value = gen(body, ident)
+            index_at = index(body, ident) if index is not None else -1
+            reads = {a.buffer for a in body.loads[seen:]}
+            clashes = [k for k, lp in self.open.items() if lp.writes & reads or buf in lp.writes]
+            if not clashes:
+                break
+            for k in clashes:
+                self._flush(k)
+        if loop is None or key not in self.open:
+            loop = self.open[key] = _OpenLoop(tuple(shape), self.buffers[buf].dtype, body)
+        loop.body = body
         target = store_shape if store_shape is not None else shape
-        acc = access(buf, target, amap if amap is not None else identity_map(shape), len(shape))
-        store = Store(acc, value, mode)
-        if index is not None:
-            store = Store(acc, value, mode, index=index(body, identity_map(shape)),
-                          index_stride=contiguous_strides(target)[axis], bound=target[axis])  # fmt: skip
-        self.steps.append(Loop(shape, self.buffers[buf].dtype, tuple(body.loads),
-                               tuple(body.instrs), (store,)))  # fmt: skip
+        acc = access(buf, target, amap if amap is not None else ident, len(shape))
+        if index is None:
+            loop.stores.append(Store(acc, value, mode))
+        else:
+            loop.stores.append(Store(acc, value, mode, index=index_at,
+                                     index_stride=contiguous_strides(target)[axis], bound=target[axis]))  # fmt: skip
+        loop.writes.add(buf)
 
     def _reduce(self, node: Node, buf: int) -> None:
         (x,) = node.inputs
@@ -219,6 +279,7 @@ class Lowering:
         def batch_stride(x: Node) -> int:
             return 0 if x.size == x.shape[-1] * x.shape[-2] else x.shape[-1] * x.shape[-2]
 
+        self._flush_writers({self._buffer_under(a), self._buffer_under(b), buf})
         self.steps.append(Matmul(self._buffer_under(a), self._buffer_under(b), buf, m, n, k,
                                  trans_a, trans_b, batch, batch_stride(a), batch_stride(b)))  # fmt: skip
 
@@ -226,6 +287,9 @@ class Lowering:
 
     def gen(self, node: Node, amap: Map, body: _Body) -> int:
         """The body instruction computing `node` at the loop index mapped by `amap`."""
+        known = body.memo.get((id(node), amap))
+        if known is not None:  # computed (and maybe stored) earlier in this same loop
+            return known
         buf = self.buffer_of.get(id(node))
         if buf is not None:
             return body.load(access(buf, node.shape, amap, body.rank))
@@ -239,7 +303,9 @@ class Lowering:
             return body.emit(key, Instr("const", value=node.attrs[0]))
         prim = REGISTRY[node.op]
         if prim.kind == "elementwise" and prim.opcode is None:
-            return self.gen(expand_elementwise(node), amap, body)
+            # kept alive (and reused): memo keys hold node ids, which must not be recycled
+            expanded = self.expanded.setdefault(id(node), expand_elementwise(node))
+            return self.gen(expanded, amap, body)
         if prim.kind == "elementwise":
             args = tuple(self.gen(i, broadcast_map(amap, i.shape, node.shape, body.rank), body)
                          for i in node.inputs)  # fmt: skip
