@@ -23,6 +23,9 @@ X, Y, Z = sympy.symbols("x y z", real=True)
 
 
 def broadcast_shapes(*shapes: Shape) -> Shape:
+    first = shapes[0]
+    if all(s == first or s == () for s in shapes[1:]):  # the common cases, without numpy
+        return tuple(first) if first != () else tuple(max(shapes, key=len))
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:

@@ -112,6 +112,8 @@ def _stage(roots: list[Node], seeds: list, choose: Any, targets: Any, create_gra
 
 def _hooked_nodes(roots: list[Node]) -> list[tuple[Node, list[Tensor]]]:
     """Nodes of non-leaf tensors with hooks in this graph, nearest the roots first."""
+    if not HOOKED:
+        return []
     order = topo_order(roots)
     position = {id(n): k for k, n in enumerate(order)}
     found: dict[int, tuple[Node, list[Tensor]]] = {}

@@ -77,7 +77,11 @@ def leaf(shape: Shape, dtype: str, payload: Any) -> Node:
 
 def const(value: float, dtype: str) -> Node:
     """A 0-d constant, rounded to `dtype` (a Python number is weakly typed, as in torch)."""
-    return make("const", (), (float(np.dtype(dtype).type(value)),), (), dtype)
+    scalar = _SCALARS.get(dtype) or np.dtype(dtype).type
+    return make("const", (), (float(scalar(value)),), (), dtype)
+
+
+_SCALARS = {"float32": np.float32, "float64": np.float64}
 
 
 def const_value(node: Node) -> float | None:

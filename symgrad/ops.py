@@ -32,6 +32,11 @@ def result_dtype(operands: Sequence[Operand]) -> np.dtype:
     A later group only changes the result when its category (bool < int < float) is higher.
     """
     tensors = [o for o in operands if isinstance(o, Tensor)]
+    if tensors and all(t._value.dtype is tensors[0]._value.dtype for t in tensors):
+        dt = tensors[0]._value.dtype  # one tensor dtype: only a Python float can change it
+        if dt.kind == "f" or not any(isinstance(o, float) for o in operands if not isinstance(o, Tensor)):
+            if dt.kind != "b" or all(isinstance(o, (Tensor, bool)) for o in operands):
+                return dt
     groups = [
         [t._value.dtype for t in tensors if t.ndim > 0],
         [t._value.dtype for t in tensors if t.ndim == 0],
@@ -62,13 +67,17 @@ def _array(o: Operand, dt: np.dtype) -> np.ndarray:
 
 def _node(o: Operand, dt: np.dtype) -> Node:
     """The operand's node in dtype `dt`: differentiable casts, or converted runtime inputs."""
+    name = _NAMES.get(dt) or dt.name  # numpy's dtype.name is slow on the hot path
     if not isinstance(o, Tensor):
-        return const(float(o), dt.name)
+        return const(float(o), name)
     if o._node is not None:
-        return o._node if o._node.dtype == dt.name else apply("cast", o._node, dtype=dt.name)
+        return o._node if o._node.dtype == name else apply("cast", o._node, dtype=name)
     if o._value.dtype == dt:
         return o.graph_node()
-    return leaf(o.shape, dt.name, ValueSlot(o._value.astype(dt)))
+    return leaf(o.shape, name, ValueSlot(o._value.astype(dt)))
+
+
+_NAMES = {np.dtype(n): n for n in ("float32", "float64", "int64", "int32", "bool")}
 
 
 def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None, **attrs: Any) -> Tensor:
@@ -92,6 +101,8 @@ INDEX_OPERANDS = {"gather": (1,), "scatter_add": (1,)}
 
 def _check_broadcast(shapes: list) -> None:
     """torch's error for shapes that do not broadcast (numpy's would be a ValueError)."""
+    if all(s == shapes[0] or s == () for s in shapes):
+        return
     ndim = max((len(s) for s in shapes), default=0)
     padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
     for d in range(ndim):
