@@ -15,6 +15,9 @@ from .creation import (DoubleTensor, FloatTensor, LongTensor, arange, as_tensor,
                        zeros_like)  # fmt: skip
 from .dtypes import bool_ as bool  # noqa: A001 - torch.bool
 from .dtypes import double, dtype, float, float32, float64, int32, int64, long  # noqa: A004
+from .discrete import (all, any, argsort, bitwise_and, bitwise_not, bitwise_or, bitwise_xor,
+                       floor_divide, logical_and, logical_not, logical_or, logical_xor, nonzero,
+                       remainder, sort, topk)  # fmt: skip
 from .index_ops import gather, index_select, masked_select
 from .inspection import inspect
 from .sympy_io import elementwise, from_sympy, to_sympy
@@ -23,7 +26,8 @@ from .ops import (abs, acos, add, allclose, equal, isclose, asin, atan, atan2, c
                   exp2, expm1, floor, ge, gt, isfinite, isinf, isnan, le, lerp, log, log1p, log2,
                   log10, lt, maximum, minimum, mul, nan_to_num, ne, neg, pow, reciprocal, relu,
                   round, rsqrt, sigmoid, sign, sin, sinh, sqrt, square, sub, tan, tanh, trunc,
-                  where)  # fmt: skip
+                  )  # fmt: skip
+from .discrete import where
 from .printing import get_printoptions, set_printoptions
 from .reductions import (amax, amin, argmax, argmin, cumsum, logsumexp, max, mean, min, norm, prod,
                          std, sum, var)  # fmt: skip

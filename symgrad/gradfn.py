@@ -25,9 +25,16 @@ def set_grad_enabled_flag(mode: bool) -> None:
 
 
 class _GradMode:
-    """Context manager and decorator that sets grad mode, restoring it afterwards."""
+    """Context manager and decorator that sets grad mode, restoring it afterwards.
+
+    Used as `@no_grad()` or bare `@no_grad`."""
 
     mode = True
+
+    def __new__(cls, *args: Any) -> Any:
+        if len(args) == 1 and callable(args[0]) and cls in (no_grad, enable_grad):
+            return cls()(args[0])  # the bare decorator form
+        return super().__new__(cls)
 
     def __enter__(self) -> None:
         self._previous = is_grad_enabled()

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import dtypes, index_ops, linalg, ops, reductions, shape_ops
+from . import discrete, dtypes, index_ops, linalg, ops, reductions, shape_ops
 from .gradfn import make_grad_fn
 from .index_ops import snapshot, write
 from .node import const
@@ -139,6 +139,7 @@ METHODS: dict[str, Any] = {
     "element_size": lambda a: a._value.itemsize, "stride": lambda a, dim=None: _strides(a, dim),
     "is_contiguous": lambda a, memory_format=None: a._value.flags.c_contiguous,
 }  # fmt: skip
+METHODS.update(discrete.METHODS)
 METHODS.update(OUT_OF_PLACE)
 METHODS.update({name + "_": _in_place(fn) for name, fn in OUT_OF_PLACE.items()})
 

@@ -9,7 +9,6 @@ Imports ops, tensor, node, registry.
 from __future__ import annotations
 
 import builtins
-from collections import namedtuple
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,11 @@ import numpy as np
 from .ops import Operand, float_dtype, maximum, minimum, primitive, recorded
 from .tensor import Tensor, _refuse_traced
 
-MaxResult = namedtuple("MaxResult", ["values", "indices"])  # torch.return_types.max
+
+def _return_type(name: str) -> type:
+    from .discrete import return_type
+
+    return return_type(name)
 
 
 def axes_of(a: Tensor, dim: Any) -> tuple[int, ...]:
@@ -87,7 +90,7 @@ def _extreme(which: str, a: Tensor, dim: Any, keepdim: bool) -> Any:
     if not keepdim:
         values = primitive("reshape", [values], shape=tuple(np.delete(a.shape, axis)))
         index = np.squeeze(index, axis=axis)
-    return MaxResult(recorded(values, f"{name}Backward0", which, [a]), Tensor._wrap(index))
+    return _return_type(which)(recorded(values, f"{name}Backward0", which, [a]), Tensor._wrap(index))
 
 
 def take_along(a: Tensor, index: np.ndarray, axis: int) -> Tensor:

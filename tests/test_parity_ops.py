@@ -47,6 +47,7 @@ CASES = [
     "F.nll_loss(x.log_softmax(1), torch.tensor([1, 1, 2]), reduction='none')",
     "F.binary_cross_entropy((x - 1).sigmoid(), y / 2)", "F.binary_cross_entropy_with_logits(x - 1, y / 2)",
     "F.binary_cross_entropy_with_logits(x - 1, y / 2, pos_weight=v.detach())",
+    "x.sort(1)[0]", "x.sort(0, descending=True)[0]", "x.topk(2, 1)[0]", "x % 0.7", "torch.remainder(x, y)",
 ]  # fmt: skip
 
 
