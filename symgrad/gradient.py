@@ -77,10 +77,15 @@ class GradientPlan:
 
 
 def symbolic_gradients(roots: Sequence[Node], seeds: Sequence[Node], wrt: Sequence[Node]) -> tuple[list[Node | None], RewriteStats]:
-    """The simplified cotangent of each node of `wrt` (None where nothing depends on it)."""
+    """The simplified cotangent of each node of `wrt` (None where nothing depends on it).
+
+    When only leaves are differentiated, the forward graph is simplified first, so its
+    numerically stable forms (log1p, softplus, ...) are what gets differentiated."""
+    rewriter = simplifier()
+    if all(w.op == "leaf" for w in wrt):
+        roots = rewriter.run(list(roots))
     raw = vjp(roots, seeds, wrt)
     found = [g for g in raw if g is not None]
-    rewriter = simplifier()
     simplified = iter(rewriter.run(found))
     return [None if g is None else next(simplified) for g in raw], rewriter.stats
 

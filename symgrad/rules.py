@@ -115,6 +115,40 @@ STRUCTURE = [
 ]  # fmt: skip
 
 
+def _softplus(x: Node) -> Node:
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow for large |x|.
+
+    maximum's derivative at a tie is 1/2, so the derivative at 0 stays sigmoid(0) = 1/2."""
+    tail = apply("log1p", apply("exp", apply("neg", apply("abs", x))))
+    return apply("add", apply("maximum", x, const(0.0, x.dtype)), tail)
+
+
+def _not_stable_already(b: dict, node: Node) -> bool:
+    x = b["x"]
+    return not (x.op == "neg" and x.inputs[0].op == "abs")
+
+
+STABLE = [
+    Rule("log(1+x)", ("log", ("add", 1.0, "x")), ("log1p", "x")),  # log(1 + x) -> log1p(x)
+    Rule("exp(x)-1", ("sub", ("exp", "x"), 1.0), ("expm1", "x")),  # exp(x) - 1 -> expm1(x)
+    Rule("softplus", ("log1p", ("exp", "x")), lambda b, n: _softplus(b["x"]),
+         when=_not_stable_already),  # log1p(exp(x)) -> relu(x) + log1p(exp(-|x|))
+    Rule("log(sigmoid(x))", ("log", ("sigmoid", "x")),
+         lambda b, n: apply("neg", _softplus(apply("neg", b["x"])))),  # log(sigmoid(x)) -> -softplus(-x)
+    Rule("1/(1+exp(-x))", ("div", 1.0, ("add", 1.0, ("exp", ("neg", "x")))), ("sigmoid", "x")),  # -> sigmoid(x)
+]  # fmt: skip
+
+# A gradient masked by where() keeps the mask outermost, so that a NaN or inf computed on
+# the branch not taken (sqrt'(x) for x < 0, ...) is never multiplied into the result.
+MASKING = [
+    Rule("x*where(c,1,0)", ("mul", "x", ("where", "m", 1.0, 0.0)), ("where", "m", "x", 0.0)),  # x * [m] -> where(m, x, 0)
+    Rule("where(c,1,0)*x", ("mul", ("where", "m", 1.0, 0.0), "x"), ("where", "m", "x", 0.0)),  # [m] * x -> where(m, x, 0)
+    Rule("where(c,x,0)*y", ("mul", ("where", "m", "x", 0.0), "y"), ("where", "m", ("mul", "x", "y"), 0.0)),  # where(m, x, 0) y -> where(m, x y, 0)
+    Rule("y*where(c,x,0)", ("mul", "y", ("where", "m", "x", 0.0)), ("where", "m", ("mul", "y", "x"), 0.0)),  # y where(m, x, 0) -> where(m, y x, 0)
+    Rule("where(c,x,0)/y", ("div", ("where", "m", "x", 0.0), "y"), ("where", "m", ("div", "x", "y"), 0.0)),  # where(m, x, 0) / y -> where(m, x / y, 0)
+]  # fmt: skip
+
+
 def _is_power_of_two(v: float) -> bool:
     m, _ = np.frexp(v)
     return v != 0 and np.isfinite(v) and abs(m) == 0.5
@@ -122,4 +156,4 @@ def _is_power_of_two(v: float) -> bool:
 
 def simplifier() -> Rewriter:
     """A fresh rewriter (it collects statistics of what fired)."""
-    return Rewriter(PASSES, ARITHMETIC + STRUCTURE)
+    return Rewriter(PASSES, ARITHMETIC + STRUCTURE + STABLE + MASKING)

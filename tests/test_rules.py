@@ -10,7 +10,7 @@ from symgrad.gradient import ValueSlot
 from symgrad.interpret import evaluate
 from symgrad.node import Node, const, leaf, topo_order
 from symgrad.registry import apply
-from symgrad.rules import ARITHMETIC, PASSES, STRUCTURE, simplifier
+from symgrad.rules import ARITHMETIC, MASKING, PASSES, STABLE, STRUCTURE, simplifier
 from symgrad.simplify import Rewriter
 
 CONSTANTS = [2.0, 0.25, -4.0, 1.5]
@@ -94,3 +94,38 @@ def test_simplifier_reaches_a_fixpoint_on_a_long_chain():
         node = apply("mul", apply("add", node, const(0.0, "float64")), const(1.0, "float64"))
     (new,) = simplifier().run([node])
     assert new is x
+
+
+def _instance_with_mask(rule, rng):
+    """Like instantiate(), but a name `m` is a 0/1 mask (a comparison), so both branches occur."""
+    x = leaf((3,), "float64", ValueSlot(np.array([0.5, 1.5, 2.5])))
+    bound = {"m": apply("gt", x, const(1.0, "float64"))}
+    return instantiate(rule.pattern, bound, rng)
+
+
+@pytest.mark.parametrize("rule", STABLE + MASKING, ids=lambda r: r.name)
+def test_stable_and_masking_rules_are_sound_and_fire(rule):
+    rng = np.random.default_rng(0)
+    node = _instance_with_mask(rule, rng)
+    rewriter = Rewriter([], [rule])
+    (new,) = rewriter.run([node])
+    assert rewriter.stats.fired[rule.name] >= 1 and new is not node
+    np.testing.assert_allclose(values_of(new), values_of(node), rtol=1e-12)
+
+
+def test_where_gradients_do_not_leak_nan_from_the_branch_not_taken():
+    x = symgrad.tensor([-1.0, 4.0], dtype=symgrad.float64, requires_grad=True)
+    symgrad.where(x > 0, x.sqrt(), symgrad.zeros(2, dtype=symgrad.float64)).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.25])  # torch gives [nan, 0.25]
+
+
+def test_stable_forms_reach_the_gradient():
+    x = symgrad.tensor([1000.0, -1000.0, 0.0], dtype=symgrad.float64, requires_grad=True)
+    symgrad.log(1 + symgrad.exp(x)).sum().backward()  # softplus
+    np.testing.assert_allclose(x.grad.numpy(), [1.0, 0.0, 0.5])
+    y = symgrad.tensor([-1000.0, 0.0, 1000.0], dtype=symgrad.float64, requires_grad=True)
+    symgrad.log(symgrad.sigmoid(y)).sum().backward()
+    np.testing.assert_allclose(y.grad.numpy(), [1.0, 0.5, 0.0])
+    f = symgrad.value_and_grad(lambda v: symgrad.log(1 + v).sum())
+    value, g = f(np.array([1e-17, 1e-10]))
+    assert value == pytest.approx(1e-17 + 1e-10, rel=1e-12)  # log1p: exact where log(1 + x) gives 0
