@@ -1,0 +1,573 @@
+"""Native CPython entry points: one METH_FASTCALL builtin per compiled program, written in LLVM IR.
+
+Owns the process facts baked into that IR (CPython and numpy C-API addresses, struct
+offsets verified against live objects once, at import) and the entry's IR text.
+Imports numpy, ctypes and `.program` only; code is added through the session's `add_ir`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import itertools
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .program import KernelProgram, Matmul
+
+METH_FASTCALL = 0x0080  # stable ABI constant (Include/methodobject.h)
+GIL_RELEASE_ELEMENTS = 1 << 15  # release the GIL around kernels touching this many elements
+STATUS_INDEX_ERROR = 1  # as emit.STATUS_INDEX_ERROR
+MAX_DIMS = 32  # numpy 1.x's NPY_MAXDIMS (2.x allows 64)
+
+# Offsets this module assumes (CPython 3.x and numpy 1.x/2.x on 64-bit hosts); each is
+# checked against live objects by `_verify_layout` before any of them reaches IR.
+ASSUMED = dict(
+    ob_type=8, tp_name=24,  # PyObject.ob_type, PyTypeObject.tp_name
+    data=16, nd=24, dimensions=32, strides=40, descr=56, flags=64,  # PyArrayObject_fields
+    byteorder=26, type_num=28,  # PyArray_Descr
+    c_contiguous=0x0001, aligned=0x0100,  # NPY_ARRAY_* flag bits
+)  # fmt: skip
+NUMPY_API = {"PyArray_GetNDArrayCVersion": 0, "PyArray_Type": 2, "PyArray_DescrFromType": 45,
+             "PyArray_Zeros": 183}  # fmt: skip
+NUMPY_ABI_VERSIONS = (0x01000009, 0x02000000)  # numpy 1.x and 2.x: the indices above hold in both
+CPYTHON_API = (
+    "PyErr_Format", "PyErr_NoMemory", "PyType_IsSubtype", "PyObject_GetAttrString",
+    "Py_DecRef", "PyTuple_New", "PyTuple_SetItem", "PyEval_SaveThread", "PyEval_RestoreThread",
+)  # fmt: skip
+LIBC_API = ("calloc", "free")
+_SERIALS = itertools.count()  # entry symbols are unique per process (an engine may see a name twice)
+EXCEPTIONS = {e.__name__: e for e in (TypeError, ValueError, IndexError, RuntimeError)}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Verified offsets and the addresses the entry code calls or compares with."""
+
+    offsets: dict[str, int]
+    foreign_byteorder: int  # ord of a non-native dtype's byteorder char (">" on little-endian hosts)
+    addresses: dict[str, int]
+
+
+class _MethodDef(ctypes.Structure):
+    _fields_ = [("ml_name", ctypes.c_char_p), ("ml_meth", ctypes.c_void_p),
+                ("ml_flags", ctypes.c_int), ("ml_doc", ctypes.c_char_p)]  # fmt: skip
+
+
+# ---------------------------------------------------------------- layout verification
+
+
+def _word(address: int) -> int:
+    return ctypes.c_ssize_t.from_address(address).value
+
+
+def _int(address: int) -> int:
+    return ctypes.c_int.from_address(address).value
+
+
+def _check(condition: bool, what: str) -> None:
+    if not condition:
+        raise RuntimeError(f"fast entry: {what} does not match this process; use the Python call path")
+
+
+def _probe_arrays() -> list[np.ndarray]:
+    unaligned = np.frombuffer(bytearray(8 * 5 + 1), np.float64, count=5, offset=1)
+    return [np.zeros(3), np.arange(12.0).reshape(3, 4)[:, ::2], np.empty((2, 3), np.float32).T,
+            np.zeros(0), np.array(5, np.int64), np.zeros((2, 1, 3), ">f8"), unaligned,
+            np.ones((4, 4), np.int64)[1:3]]  # fmt: skip
+
+
+def _verify_array(a: np.ndarray, o: dict[str, int]) -> None:
+    base = id(a)
+    _check(_word(base + o["ob_type"]) == id(np.ndarray), "PyObject.ob_type")
+    _check(_word(base + o["data"]) == a.__array_interface__["data"][0], "PyArrayObject.data")
+    _check(_int(base + o["nd"]) == a.ndim, "PyArrayObject.nd")
+    dims, strides = _word(base + o["dimensions"]), _word(base + o["strides"])
+    _check(tuple(_word(dims + 8 * i) for i in range(a.ndim)) == a.shape, "PyArrayObject.dimensions")
+    _check(tuple(_word(strides + 8 * i) for i in range(a.ndim)) == a.strides, "PyArrayObject.strides")
+    _check(_word(base + o["descr"]) == id(a.dtype), "PyArrayObject.descr")
+    flags = _int(base + o["flags"])
+    _check(flags == a.flags.num, "PyArrayObject.flags")
+    _check(bool(flags & o["c_contiguous"]) == a.flags.c_contiguous, "NPY_ARRAY_C_CONTIGUOUS")
+    _check(bool(flags & o["aligned"]) == a.flags.aligned, "NPY_ARRAY_ALIGNED")
+    descr = id(a.dtype)
+    _check(_int(descr + o["type_num"]) == a.dtype.num, "PyArray_Descr.type_num")
+    _check(ctypes.c_char.from_address(descr + o["byteorder"]).value == a.dtype.byteorder.encode(),
+           "PyArray_Descr.byteorder")  # fmt: skip
+
+
+def _verify_objects(o: dict[str, int]) -> None:
+    _check(ctypes.sizeof(ctypes.c_void_p) == ctypes.sizeof(ctypes.c_ssize_t) == 8, "64-bit pointers")
+    _check(ctypes.sizeof(ctypes.c_int) == 4 and sys.maxsize == 2**63 - 1, "C int and Py_ssize_t sizes")
+    for obj in (1.5, [], "s", np.float64(1)):  # type: ignore[var-annotated]
+        _check(_word(id(obj) + o["ob_type"]) == id(type(obj)), "PyObject.ob_type")
+    for tp in (list, np.ndarray):
+        name = ctypes.c_char_p.from_address(id(tp) + o["tp_name"]).value
+        _check(name is not None and name.decode().endswith(tp.__name__), "PyTypeObject.tp_name")
+    _check(ctypes.sizeof(_MethodDef) == 32, "PyMethodDef size")
+    method = _MethodDef.from_address(_word(id(len) + 16))  # PyCFunctionObject.m_ml
+    _check(method.ml_name == b"len" and method.ml_flags == 0x0008, "PyMethodDef layout")  # METH_O
+
+
+def _python_function(name: str, restype: Any, *argtypes: Any) -> Any:
+    """A private ctypes binding of a C-API function (ctypes.pythonapi's shared ones stay untouched)."""
+    return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ctypes.pythonapi))
+
+
+def _numpy_api() -> dict[str, int]:
+    try:
+        multiarray = importlib.import_module("numpy._core._multiarray_umath")
+    except ImportError:  # numpy 1.x
+        multiarray = importlib.import_module("numpy.core._multiarray_umath")
+    capsule = multiarray._ARRAY_API
+    capsule_name = _python_function("PyCapsule_GetName", ctypes.c_char_p, ctypes.py_object)
+    get_pointer = _python_function("PyCapsule_GetPointer", ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)
+    entries = (ctypes.c_void_p * 256).from_address(get_pointer(capsule, capsule_name(capsule)))
+    return {name: entries[k] or 0 for name, k in NUMPY_API.items()}
+
+
+def _verify_numpy_api(addresses: dict[str, int]) -> None:
+    """Call the table entries once (holding the GIL): right index, signature and result.
+
+    Entry 0 (the ABI version) is the same in every numpy, so it is asked first; the
+    other entries are only called when the ABI is one whose table layout is known.
+    """
+    abi = ctypes.PYFUNCTYPE(ctypes.c_uint)(addresses.pop("PyArray_GetNDArrayCVersion"))()
+    _check(abi in NUMPY_ABI_VERSIONS, f"numpy C-API ABI version {abi:#x}")
+    _check(addresses["PyArray_Type"] == id(np.ndarray), "numpy C-API table (PyArray_Type)")
+    descr_from_type = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_int)(addresses["PyArray_DescrFromType"])
+    new_descr = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_int)(addresses["PyArray_DescrFromType"])
+    zeros = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)(
+        addresses["PyArray_Zeros"]
+    )
+    for dtype in map(np.dtype, ("float32", "float64", "int64")):
+        _check(descr_from_type(dtype.num) is dtype, "PyArray_DescrFromType")
+        dims = (ctypes.c_ssize_t * 2)(2, 3)
+        made = zeros(2, ctypes.addressof(dims), new_descr(dtype.num), 0)  # the descr is stolen
+        _check(type(made) is np.ndarray and made.shape == (2, 3) and made.dtype == dtype
+               and not made.any() and made.flags.c_contiguous, "PyArray_Zeros")  # fmt: skip
+
+
+def _verify_layout() -> Layout:
+    _check(sys.byteorder == "little", "a little-endian host")
+    offsets = dict(ASSUMED)
+    _verify_objects(offsets)
+    for array in _probe_arrays():
+        _verify_array(array, offsets)
+    addresses = _numpy_api()
+    _verify_numpy_api(addresses)
+    libc = ctypes.CDLL(None)
+    for name in CPYTHON_API:
+        addresses[name] = ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value or 0
+    for name in LIBC_API:
+        addresses[name] = ctypes.cast(getattr(libc, name), ctypes.c_void_p).value or 0
+    for name, error in EXCEPTIONS.items():
+        exported = ctypes.c_void_p.in_dll(ctypes.pythonapi, f"PyExc_{name}").value
+        _check(exported == id(error), f"PyExc_{name}")
+        addresses[name] = id(error)
+    _check(all(addresses.values()), "C-API symbol lookup")
+    return Layout(offsets, ord(">"), addresses)
+
+
+def layout() -> Layout:
+    """The verified layout, or RuntimeError saying what did not match (checked once per process)."""
+    if isinstance(_LAYOUT, Layout):
+        return _LAYOUT
+    raise RuntimeError(str(_LAYOUT))
+
+
+try:
+    _LAYOUT: Layout | Exception = _verify_layout()
+except Exception as failure:  # any surprise means: no fast entry, never a guess
+    _LAYOUT = failure
+
+
+# ---------------------------------------------------------------- the entry's IR
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """What input argument `position` must be, and where its data pointer goes."""
+
+    position: int
+    buffer: int
+    type_nums: tuple[int, ...]  # every numpy type number equal to the buffer's dtype
+    shape: tuple[int, ...] | None  # None: only the element count is checked
+    size: int
+    expected: str  # for messages: "a C-contiguous, aligned float64 array of shape (2, 2)"
+
+
+@dataclass(frozen=True)
+class EntrySpec:
+    """Everything the entry's IR depends on (with the process's `Layout`)."""
+
+    name: str  # for messages
+    symbol: str
+    kernel: int  # address of `i32 kernel(ptr buffers, ptr error)`
+    n_buffers: int
+    inputs: tuple[ArgSpec, ...]
+    outputs: tuple[tuple[int, int, tuple[int, ...]], ...]  # (buffer, type number, shape)
+    temps: tuple[tuple[int, int], ...]  # (buffer, bytes)
+    release_gil: bool
+
+
+def _c_string(text: str) -> tuple[str, int]:
+    data = text.encode() + b"\0"
+    escaped = "".join(chr(c) if 32 <= c < 127 and c not in (34, 92) else f"\\{c:02X}" for c in data)
+    return f'c"{escaped}"', len(data)
+
+
+def _format(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+class _EntryWriter:
+    """Builds the entry as LLVM IR text (text is ~10x cheaper to build than llvmlite.ir).
+
+    Blocks: entry (nargs) -> arg<j> checks per input -> allocate -> kernel -> result;
+    every failure sets a Python exception and jumps to `fail`, which frees temps and
+    drops outputs (their slots start as NULL: free and Py_DecRef accept NULL).
+    """
+
+    def __init__(self, spec: EntrySpec, lay: Layout) -> None:
+        self.spec, self.o, self.lay = spec, lay.offsets, lay
+        self.globals = [f"@api.{n} = private unnamed_addr constant ptr inttoptr (i64 {a} to ptr)"
+                        for n, a in lay.addresses.items()]  # fmt: skip
+        self.body: list[str] = []
+        self.count = 0
+
+    # ---- building blocks
+
+    def emit(self, line: str) -> None:
+        self.body.append("  " + line)
+
+    def value(self, instruction: str) -> str:
+        self.count += 1
+        self.emit(f"%t{self.count} = {instruction}")
+        return f"%t{self.count}"
+
+    def label(self, name: str) -> None:
+        self.body.append(f"{name}:")
+
+    def branch(self, condition: str, good: str, bad: str) -> None:
+        self.emit(f"br i1 {condition}, label %{good}, label %{bad}")
+
+    def api(self, name: str) -> str:
+        return self.value(f"load ptr, ptr @api.{name}")  # a constant global: folded away
+
+    def call(self, ret: str, fn: str, args: str, signature: str = "") -> str:
+        callee = f"{signature}{self.api(fn)}({args})"
+        if ret == "void":
+            self.emit(f"call void {callee}")
+            return ""
+        return self.value(f"call {ret} {callee}")
+
+    def constant(self, kind: str, typ: str, init: str) -> str:
+        name = f"@{kind}.{len(self.globals)}"
+        self.globals.append(f"{name} = private unnamed_addr constant {typ} {init}")
+        return name
+
+    def string(self, text: str) -> str:
+        literal, size = _c_string(text)
+        return self.constant("str", f"[{size} x i8]", literal)
+
+    def field(self, base: str, offset: str, typ: str) -> str:
+        address = self.value(f"getelementptr inbounds i8, ptr {base}, i64 {self.o[offset]}")
+        return self.value(f"load {typ}, ptr {address}")
+
+    def element(self, base: str, typ: str, index: int | str) -> str:
+        return self.value(f"getelementptr inbounds {typ}, ptr {base}, i64 {index}")
+
+    def load(self, typ: str, base: str, index: int | str) -> str:
+        return self.value(f"load {typ}, ptr {self.element(base, typ, index)}")
+
+    def store(self, value: str, base: str, index: int) -> None:
+        self.emit(f"store ptr {value}, ptr {self.element(base, 'ptr', index)}")
+
+    def raise_error(self, error: str, message: str, args: str = "") -> None:
+        """PyErr_Format(error, message, args...) and jump to `fail`."""
+        exc, extra = self.api(error), f", {args}" if args else ""
+        self.call("ptr", "PyErr_Format", f"ptr {exc}, ptr {self.string(message)}{extra}", "(ptr, ptr, ...) ")
+        self.emit("br label %fail")
+
+    def message(self, arg: ArgSpec, got: str) -> str:
+        return f"{_format(self.spec.name)}: input {arg.position}: expected {_format(arg.expected)}, {got}"
+
+    # ---- the function
+
+    def text(self) -> str:
+        s = self.spec
+        self.label("entry")
+        for name, n in (("buffers", s.n_buffers), ("outs", len(s.outputs)), ("temps", len(s.temps))):
+            self.emit(f"%{name} = alloca [{max(n, 1)} x ptr], align 8")
+        self.emit("%error = alloca [2 x i64], align 8")
+        for i in range(len(s.outputs)):
+            self.store("null", "%outs", i)
+        for i in range(len(s.temps)):
+            self.store("null", "%temps", i)
+        self.branch(self.value(f"icmp eq i64 %nargs, {len(s.inputs)}"), "arg0" if s.inputs else "allocate",
+                    "bad_count")  # fmt: skip
+        self.label("bad_count")
+        self.raise_error("TypeError", f"{_format(s.name)}: expected {len(s.inputs)} input arrays, got %zd",
+                         "i64 %nargs")  # fmt: skip
+        for arg in s.inputs:
+            self.argument(arg, f"arg{arg.position + 1}" if arg.position + 1 < len(s.inputs) else "allocate")
+        self.allocate()
+        self.run_kernel()
+        self.result()
+        self.fail()
+        head = f'define ptr @"{s.symbol}"(ptr %self, ptr %args, i64 %nargs) {{'
+        return "\n".join([*self.globals, "", head, *self.body, "}", ""])
+
+    def argument(self, arg: ArgSpec, after: str) -> None:
+        """Type, dtype, shape, then layout; only then is the data pointer taken."""
+        j = arg.position
+        self.label(f"arg{j}")
+        array = self.load("ptr", "%args", j)
+        self.check_type(arg, array)
+        self.check_dtype(arg, array)
+        self.check_shape(arg, array)
+        self.label(f"arg{j}.layout")
+        wanted = self.o["c_contiguous"] | self.o["aligned"]
+        masked = self.value(f"and i32 {self.field(array, 'flags', 'i32')}, {wanted}")
+        self.branch(self.value(f"icmp eq i32 {masked}, {wanted}"), f"arg{j}.take", f"arg{j}.bad_layout")
+        self.label(f"arg{j}.bad_layout")
+        self.raise_error("ValueError", self.message(arg, "got a non-contiguous or unaligned array"))
+        self.label(f"arg{j}.take")
+        self.store(self.field(array, "data", "ptr"), "%buffers", arg.buffer)
+        self.emit(f"br label %{after}")
+
+    def check_type(self, arg: ArgSpec, array: str) -> None:
+        """PyObject_TypeCheck(array, &PyArray_Type): exact type first, then subclasses."""
+        j = arg.position
+        tp = self.field(array, "ob_type", "ptr")
+        self.branch(self.value(f"icmp eq ptr {tp}, {self.api('PyArray_Type')}"), f"arg{j}.dtype",
+                    f"arg{j}.subclass")  # fmt: skip
+        self.label(f"arg{j}.subclass")
+        sub = self.call("i32", "PyType_IsSubtype", f"ptr {tp}, ptr {self.api('PyArray_Type')}")
+        self.branch(self.value(f"icmp ne i32 {sub}, 0"), f"arg{j}.dtype", f"arg{j}.bad_type")
+        self.label(f"arg{j}.bad_type")
+        name = self.field(tp, "tp_name", "ptr")
+        self.raise_error("TypeError", self.message(arg, "got %.200s"), f"ptr {name}")
+
+    def check_dtype(self, arg: ArgSpec, array: str) -> None:
+        """One of the buffer's type numbers (int64 is NPY_LONG and NPY_LONGLONG), native byte order."""
+        j = arg.position
+        self.label(f"arg{j}.dtype")
+        descr = self.field(array, "descr", "ptr")
+        type_num, order = self.field(descr, "type_num", "i32"), self.field(descr, "byteorder", "i8")
+        known = "false"
+        for num in arg.type_nums:
+            known = self.value(f"or i1 {known}, {self.value(f'icmp eq i32 {type_num}, {num}')}")
+        native = self.value(f"icmp ne i8 {order}, {self.lay.foreign_byteorder}")
+        self.branch(self.value(f"and i1 {known}, {native}"), f"arg{j}.shape", f"arg{j}.bad_dtype")
+        self.label(f"arg{j}.bad_dtype")
+        self.raise_error("TypeError", self.message(arg, "got dtype %S"), f"ptr {descr}")
+
+    def check_shape(self, arg: ArgSpec, array: str) -> None:
+        """nd and every dimension, or (shape None) the product of the dimensions."""
+        j = arg.position
+        self.label(f"arg{j}.shape")
+        nd, dims = self.field(array, "nd", "i32"), self.field(array, "dimensions", "ptr")
+        if arg.shape is None:
+            self.check_size(arg, nd, dims)
+        else:
+            self.branch(
+                self.value(f"icmp eq i32 {nd}, {len(arg.shape)}"), f"arg{j}.dims", f"arg{j}.bad_shape"
+            )
+            self.label(f"arg{j}.dims")  # dimensions[0:nd] are read only once nd is known
+            same = "true"
+            for i, extent in enumerate(arg.shape):
+                equal = self.value(f"icmp eq i64 {self.load('i64', dims, i)}, {extent}")
+                same = self.value(f"and i1 {same}, {equal}")
+            self.branch(same, f"arg{j}.layout", f"arg{j}.bad_shape")
+        self.report_shape(arg, array)
+
+    def check_size(self, arg: ArgSpec, nd: str, dims: str) -> None:
+        """Product of dimensions[0:nd] == size (numpy keeps that product within intp)."""
+        j = arg.position
+        self.emit(f"br label %arg{j}.size")
+        self.label(f"arg{j}.size")
+        self.emit(f"%i{j} = phi i32 [0, %arg{j}.shape], [%i{j}.next, %arg{j}.size.step]")
+        self.emit(f"%n{j} = phi i64 [1, %arg{j}.shape], [%n{j}.next, %arg{j}.size.step]")
+        self.branch(self.value(f"icmp slt i32 %i{j}, {nd}"), f"arg{j}.size.step", f"arg{j}.size.done")
+        self.label(f"arg{j}.size.step")
+        dim = self.load("i64", dims, self.value(f"zext i32 %i{j} to i64"))
+        self.emit(f"%n{j}.next = mul i64 %n{j}, {dim}")
+        self.emit(f"%i{j}.next = add i32 %i{j}, 1")
+        self.emit(f"br label %arg{j}.size")
+        self.label(f"arg{j}.size.done")
+        self.branch(self.value(f"icmp eq i64 %n{j}, {arg.size}"), f"arg{j}.layout", f"arg{j}.bad_shape")
+
+    def report_shape(self, arg: ArgSpec, array: str) -> None:
+        j = arg.position
+        self.label(f"arg{j}.bad_shape")
+        shape = self.call("ptr", "PyObject_GetAttrString", f"ptr {array}, ptr {self.string('shape')}")
+        self.null_check(shape, f"arg{j}.got_shape", "fail")  # getattr raised: keep its exception
+        exc, message = self.api("ValueError"), self.string(self.message(arg, "got shape %S"))
+        self.call("ptr", "PyErr_Format", f"ptr {exc}, ptr {message}, ptr {shape}", "(ptr, ptr, ...) ")
+        self.call("void", "Py_DecRef", f"ptr {shape}")
+        self.emit("br label %fail")
+
+    def null_check(self, value: str, name: str, bad: str) -> None:
+        self.branch(self.value(f"icmp eq ptr {value}, null"), bad, f"{name}.ok")
+        self.label(f"{name}.ok")
+
+    def allocate(self) -> None:
+        """Temps with calloc, outputs with PyArray_Zeros (zeroed, as np.zeros in __call__)."""
+        self.label("allocate")
+        for i, (buffer, nbytes) in enumerate(self.spec.temps):
+            memory = self.call("ptr", "calloc", f"i64 {max(nbytes, 1)}, i64 1")
+            self.store(memory, "%temps", i)
+            self.store(memory, "%buffers", buffer)
+            self.null_check(memory, f"temp{i}", "no_memory")
+        for i, (buffer, type_num, shape) in enumerate(self.spec.outputs):
+            descr = self.call("ptr", "PyArray_DescrFromType", f"i32 {type_num}")
+            self.null_check(descr, f"out{i}.descr", "fail")
+            dims = self.constant("dims", f"[{max(len(shape), 1)} x i64]",
+                                 f"[{', '.join(f'i64 {d}' for d in shape) or 'i64 0'}]")  # fmt: skip
+            array = self.call("ptr", "PyArray_Zeros", f"i32 {len(shape)}, ptr {dims}, ptr {descr}, i32 0")
+            self.store(array, "%outs", i)
+            self.null_check(array, f"out{i}", "fail")  # PyArray_Zeros stole the descr either way
+            self.store(self.field(array, "data", "ptr"), "%buffers", buffer)
+        self.emit("br label %kernel")
+        self.label("no_memory")
+        self.call("ptr", "PyErr_NoMemory", "")
+        self.emit("br label %fail")
+
+    def run_kernel(self) -> None:
+        """Call the kernel (without the GIL if it is large), free temps, then check the status."""
+        self.label("kernel")
+        thread = self.call("ptr", "PyEval_SaveThread", "") if self.spec.release_gil else ""
+        self.emit(f"%status = call i32 inttoptr (i64 {self.spec.kernel} to ptr)(ptr %buffers, ptr %error)")
+        if thread:
+            self.call("void", "PyEval_RestoreThread", f"ptr {thread}")
+        for i in range(len(self.spec.temps)):
+            self.call("void", "free", f"ptr {self.load('ptr', '%temps', i)}")
+            self.store("null", "%temps", i)
+        self.emit("%ok = icmp eq i32 %status, 0")
+        self.branch("%ok", "result", "bad_status")
+        self.label("bad_status")
+        self.branch(self.value(f"icmp eq i32 %status, {STATUS_INDEX_ERROR}"), "index_error", "unknown_status")
+        self.label("index_error")  # same message as CompiledProgram.__call__
+        index, bound = self.load("i64", "%error", 0), self.load("i64", "%error", 1)
+        self.raise_error("IndexError", "index %zd is out of bounds for dimension with size %zd",
+                         f"i64 {index}, i64 {bound}")  # fmt: skip
+        self.label("unknown_status")
+        self.raise_error("RuntimeError", f"{_format(self.spec.name)}: native code returned unknown status %d",
+                         "i32 %status")  # fmt: skip
+
+    def result(self) -> None:
+        """One output: the array itself; otherwise a tuple that steals the references."""
+        self.label("result")
+        outputs = [self.load("ptr", "%outs", i) for i in range(len(self.spec.outputs))]
+        if len(outputs) == 1:
+            self.emit(f"ret ptr {outputs[0]}")
+            return
+        packed = self.call("ptr", "PyTuple_New", f"i64 {len(outputs)}")
+        self.null_check(packed, "tuple", "fail")
+        for i, array in enumerate(outputs):
+            self.call("i32", "PyTuple_SetItem", f"ptr {packed}, i64 {i}, ptr {array}")
+        self.emit(f"ret ptr {packed}")
+
+    def fail(self) -> None:
+        self.label("fail")
+        for i in range(len(self.spec.temps)):
+            self.call("void", "free", f"ptr {self.load('ptr', '%temps', i)}")
+        for i in range(len(self.spec.outputs)):
+            self.call("void", "Py_DecRef", f"ptr {self.load('ptr', '%outs', i)}")
+        self.emit("ret ptr null")
+
+
+# ---------------------------------------------------------------- the builtin function
+
+
+class FastEntry:
+    """The `self` of a fast entry's builtin: keeps its PyMethodDef and its code alive."""
+
+    __slots__ = ("method", "strings", "session", "spec", "__weakref__")
+
+    def __init__(self, method: _MethodDef, strings: tuple[bytes, ...], session: Any, spec: EntrySpec) -> None:
+        self.method, self.strings, self.session, self.spec = method, strings, session, spec
+
+
+def _builtin(address: int, spec: EntrySpec, session: Any, doc: str) -> Callable[..., Any]:
+    name, text = spec.name.encode(), doc.encode()  # the PyMethodDef points into these
+    method = _MethodDef(name, address, METH_FASTCALL, text)
+    keeper = FastEntry(method, (name, text), session, spec)
+    new = _python_function(
+        "PyCFunction_NewEx", ctypes.py_object, ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p
+    )
+    return new(ctypes.addressof(method), keeper, None)  # type: ignore[no-any-return]
+
+
+def _normalized(
+    shapes: Sequence[Sequence[int]] | None, sizes: list[int], what: str
+) -> tuple[tuple[int, ...], ...] | None:
+    if shapes is None:
+        return None
+    shapes = tuple(tuple(int(d) for d in shape) for shape in shapes)
+    if len(shapes) != len(sizes):
+        raise ValueError(f"fast entry: {len(sizes)} {what} shapes expected, got {len(shapes)}")
+    for shape, size in zip(shapes, sizes):
+        if len(shape) > MAX_DIMS or min(shape, default=0) < 0 or math.prod(shape) != size:
+            raise ValueError(f"fast entry: {what} shape {shape} does not hold {size} elements")
+    return shapes
+
+
+def entry_key(program: KernelProgram, shapes: Any, output_shapes: Any) -> tuple[Any, Any]:
+    """The cache key of an entry: normalised, validated input and output shapes."""
+    sizes = {kind: [program.buffers[k].size for k in program.of_kind(kind)] for kind in ("input", "output")}
+    return _normalized(shapes, sizes["input"], "input"), _normalized(output_shapes, sizes["output"], "output")
+
+
+def _type_nums(dtype: np.dtype) -> tuple[int, ...]:
+    return tuple(sorted({np.dtype(c).num for c in np.typecodes["All"] if np.dtype(c) == dtype}))
+
+
+def entry_spec(
+    program: KernelProgram, kernel: int, name: str, symbol: str, key: tuple[Any, Any]
+) -> EntrySpec:
+    shapes, output_shapes = key
+    inputs = []
+    for position, k in enumerate(program.of_kind("input")):
+        buffer, shape = program.buffers[k], None if shapes is None else shapes[position]
+        form = f"of {buffer.size} elements" if shape is None else f"of shape {shape}"
+        expected = f"a C-contiguous, aligned {buffer.dtype} array {form}"
+        inputs.append(ArgSpec(position, k, _type_nums(np.dtype(buffer.dtype)), shape, buffer.size, expected))
+    outputs = tuple(
+        (k, np.dtype(program.buffers[k].dtype).num,
+         (program.buffers[k].size,) if output_shapes is None else output_shapes[i])
+        for i, k in enumerate(program.of_kind("output"))
+    )  # fmt: skip
+    temps = tuple((k, b.size * np.dtype(b.dtype).itemsize) for k, b in enumerate(program.buffers)
+                  if b.kind == "temp")  # fmt: skip
+    touched = sum(b.size for b in program.buffers)
+    release = touched >= GIL_RELEASE_ELEMENTS or any(isinstance(s, Matmul) for s in program.steps)
+    return EntrySpec(name, symbol, kernel, len(program.buffers), tuple(inputs), outputs, temps, release)
+
+
+def entry_ir(spec: EntrySpec) -> str:
+    """The LLVM IR text of a METH_FASTCALL function `ptr @symbol(ptr self, ptr args, i64 nargs)`."""
+    return _EntryWriter(spec, layout()).text()
+
+
+def build_entry(program: KernelProgram, kernel: int, session: Any, name: str,
+                key: tuple[Any, Any]) -> Callable[..., Any]:  # fmt: skip
+    """Compile the entry for `key` (from `entry_key`) through `session.add_ir`; return the builtin.
+
+    The symbol contains a '.', which kernel names cannot, and a process-wide serial: two
+    CompiledPrograms of one session can share a kernel name (disk-cache hits do).
+    """
+    symbol = f"{name}.fastcall{next(_SERIALS)}"
+    spec = entry_spec(program, kernel, name, symbol, key)
+    native = session.add_ir(entry_ir(spec), symbol)
+    n_out = len(spec.outputs)
+    returns = "the output array" if n_out == 1 else f"a tuple of {n_out} output arrays"
+    doc = f"{name}(*{len(spec.inputs)} input arrays) -> {returns} (native entry; shapes {key[0]})"
+    return _builtin(native.address, spec, session, doc)
