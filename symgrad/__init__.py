@@ -53,6 +53,8 @@ __version__ = "0.1.0"
 def cache_info() -> dict:
     """Code cache statistics: compiles, hits, misses, entries, compile_seconds (eager backward
     plans and compiled functions together)."""
+    for f in list(_transforms.LIVE):
+        f._settle_fast_calls()
     info = _DEFAULT_CACHE.info()
     info["entries"] += builtins.sum(len(f.entries) for f in list(_transforms.LIVE))
     return info

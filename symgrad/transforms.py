@@ -75,6 +75,9 @@ class Staged:
     name: str = ""
     entries: dict[tuple, Entry] = field(default_factory=dict)
     misses: int = 0
+    _fast: Callable | None = None
+    _fast_owner: Entry | None = None
+    _fast_calls: int = 0
 
     def __post_init__(self) -> None:
         self.name = self.name or getattr(self.fn, "__name__", "fn")
@@ -88,6 +91,14 @@ class Staged:
     # ---- calling -------------------------------------------------------------------
 
     def __call__(self, *args: Any) -> Any:
+        fast = self._fast
+        if fast is not None:  # the last signature again: straight into native code
+            try:
+                result = fast(*args)
+                self._fast_calls += 1
+                return result
+            except (TypeError, ValueError):
+                pass  # another signature (or a bad argument): the full path says which
         if _any_traced(args):
             return self._inline(args)
         statics, dynamic = self._split(args)
@@ -100,7 +111,33 @@ class Staged:
         else:
             entry.hits += 1
             DEFAULT_CACHE.stats.hits += 1
+        self._settle_fast_calls()
+        self._fast, self._fast_owner = self._fast_path(entry, treedef, arrays), entry
         return self._run(entry, arrays)
+
+    def _settle_fast_calls(self) -> None:
+        """Credit the calls that took the native fast path to their entry's statistics."""
+        if self._fast_owner is not None and self._fast_calls:
+            self._fast_owner.hits += self._fast_calls
+            DEFAULT_CACHE.stats.hits += self._fast_calls
+        self._fast_calls = 0
+
+    def _fast_path(self, entry: Entry, treedef: Any, arrays: list[np.ndarray]) -> Callable | None:
+        """The native entry itself, when the call needs nothing else: plain float arrays in,
+        results that are exactly its outputs (one array, or a flat tuple of arrays)."""
+        plain = treedef == ("list", (("leaf",),) * len(arrays)) and not self.static_argnums
+        if not plain or entry.compiled is None or entry.captured or entry.constants:
+            return None
+        if any(a.dtype.kind != "f" for a in arrays):
+            return None
+        _, out_def = pytree.flatten(entry.result_tree)
+        flat_tuple = out_def == ("tuple", (("leaf",),) * len(entry.nodes))
+        if out_def != ("leaf",) and not (flat_tuple and len(entry.nodes) > 1):
+            return None
+        try:
+            return entry.compiled.fast_entry([a.shape for a in arrays], [n.shape for n in entry.nodes])
+        except RuntimeError:  # this process's struct layouts were not verified: Python path
+            return None
 
     def _split(self, args: tuple) -> tuple[tuple, list]:
         statics = tuple(_hashable(args[i]) for i in self.static_argnums if i < len(args))
@@ -181,6 +218,7 @@ class Staged:
     # ---- introspection -------------------------------------------------------------
 
     def cache_info(self) -> dict[str, Any]:
+        self._settle_fast_calls()
         entries = [{"signature": describe_signature(e.signature), "hits": e.hits,
                     "compile_seconds": e.compile_seconds} for e in self.entries.values()]  # fmt: skip
         return {"entries": entries, "hits": sum(e.hits for e in self.entries.values()),
