@@ -70,6 +70,7 @@ class GradientPlan:
     input_positions: list[int]  # which of those leaves the program reads
     compiled: Any
     stats: RewriteStats
+    fast: Any = None  # the native entry, made on first use (False: not available)
 
     @property
     def llvm_ir(self) -> str:
@@ -138,15 +139,32 @@ def gradients(roots: Sequence[Node], seeds: Sequence[Seed],
               ) -> tuple[list[Node], list[np.ndarray | None], list[Node | None]]:  # fmt: skip
     """(wrt nodes, gradient arrays, symbolic gradients if create_graph) computed natively."""
     plan, leaves, wrt = plan_for(roots, seeds, wrt, cache)
-    outs = iter([])
-    if plan.compiled is not None:
-        args = [np.ascontiguousarray(leaves[k].payload.value(), dtype=leaves[k].dtype).reshape(-1)
-                for k in plan.input_positions]  # fmt: skip
-        outs = iter(plan.compiled(args))
+    outs = iter(_run(plan, [leaves[k].payload.value() for k in plan.input_positions]))
     arrays = [None if g is None else next(outs).reshape(w.shape).astype(w.dtype, copy=False)
               for g, w in zip(plan.gradients, wrt)]  # fmt: skip
     symbolic = rebind(plan.gradients, plan.leaves, leaves) if create_graph else [None] * len(wrt)
     return wrt, arrays, symbolic
+
+
+def _run(plan: GradientPlan, values: list[np.ndarray]) -> list[np.ndarray]:
+    """The plan's outputs: through its native entry when the inputs are plain arrays."""
+    if plan.compiled is None:
+        return []
+    if plan.fast is None:
+        outputs = [g for g in plan.gradients if g is not None]
+        try:
+            plan.fast = plan.compiled.fast_entry([v.shape for v in values], [g.shape for g in outputs])
+        except RuntimeError:
+            plan.fast = False
+    if plan.fast:
+        try:
+            result = plan.fast(*values)
+            return [result] if isinstance(result, np.ndarray) else list(result)
+        except (TypeError, ValueError):
+            pass  # a view, another dtype: the checked Python path converts
+    leaves = [plan.leaves[k] for k in plan.input_positions]
+    args = [np.ascontiguousarray(v, dtype=n.dtype).reshape(-1) for v, n in zip(values, leaves)]
+    return plan.compiled(args)
 
 
 def rebind(nodes: Sequence[Node | None], old: Sequence[Node], new: Sequence[Node]) -> list[Node | None]:
