@@ -86,7 +86,7 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
             return [t._node for t in targets]
         present = {id(n) for n in order}
         params = [n for n in order if n.op == "leaf" and n.payload.is_param]
-        return params + [t._node for t in RETAINING if t._node is not None and id(t._node) in present]
+        return params + [t._node for t in list(RETAINING) if t._node is not None and id(t._node) in present]
 
     roots = [o._node for o in outputs]
     hooked = _hooked_nodes(roots) if targets is None else []
@@ -117,7 +117,7 @@ def _hooked_nodes(roots: list[Node]) -> list[tuple[Node, list[Tensor]]]:
     order = topo_order(roots)
     position = {id(n): k for k, n in enumerate(order)}
     found: dict[int, tuple[Node, list[Tensor]]] = {}
-    for t in HOOKED:
+    for t in list(HOOKED):
         if t._node is not None and id(t._node) in position and t._hooks:
             found.setdefault(id(t._node), (t._node, []))[1].append(t)
     return sorted(found.values(), key=lambda item: -position[id(item[0])])
@@ -158,7 +158,7 @@ def _owners(wrt: list[Node], targets: list[Tensor] | None) -> list[list[Tensor]]
     if targets is not None:
         return [[t] for t in targets]
     retaining: dict[int, list[Tensor]] = {}
-    for t in RETAINING:
+    for t in list(RETAINING):
         if t._node is not None:
             retaining.setdefault(id(t._node), []).append(t)
     return [[n.payload.tensor()] if n.op == "leaf" and n.payload.is_param else retaining.get(id(n), [])

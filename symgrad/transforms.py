@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import traceback
 import weakref
@@ -75,6 +76,7 @@ class Staged:
     name: str = ""
     entries: dict[tuple, Entry] = field(default_factory=dict)
     misses: int = 0
+    _lock: threading.RLock = field(default_factory=threading.RLock)
     _fast: Callable | None = None
     _fast_owner: Entry | None = None
     _fast_calls: int = 0
@@ -107,7 +109,8 @@ class Staged:
         signature = (treedef, tuple((a.shape, a.dtype.str) for a in arrays), statics)
         entry = self.entries.get(signature)
         if entry is None:
-            entry = self._compile(args, signature)
+            with self._lock:  # threads asking for one new signature compile it once
+                entry = self.entries.get(signature) or self._compile(args, signature)
         else:
             entry.hits += 1
             DEFAULT_CACHE.stats.hits += 1
