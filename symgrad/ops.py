@@ -68,6 +68,8 @@ def _array(o: Operand, dt: np.dtype) -> np.ndarray:
 def _node(o: Operand, dt: np.dtype) -> Node:
     """The operand's node in dtype `dt`: differentiable casts, or converted runtime inputs."""
     name = _NAMES.get(dt) or dt.name  # numpy's dtype.name is slow on the hot path
+    if dt.kind != "f":  # graphs compute in floats: integers and booleans enter as float64
+        name, dt = "float64", np.dtype(np.float64)
     if not isinstance(o, Tensor):
         return const(float(o), name)
     if o._node is not None:

@@ -50,6 +50,8 @@ def as_array(x: Any) -> np.ndarray:
     if isinstance(x, Tensor):
         return x._value
     array = np.asarray(x)
+    if array.dtype.byteorder == (">" if np.little_endian else "<"):  # foreign byte order: convert
+        array = array.astype(array.dtype.newbyteorder("="))
     if array.dtype.kind == "b":
         return array
     if array.dtype.kind in "iu":
