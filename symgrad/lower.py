@@ -287,57 +287,73 @@ class Lowering:
 
     def gen(self, node: Node, amap: Map, body: _Body) -> int:
         """The body instruction computing `node` at the loop index mapped by `amap`."""
-        known = body.memo.get((id(node), amap))
-        if known is not None:  # computed (and maybe stored) earlier in this same loop
-            return known
-        buf = self.buffer_of.get(id(node))
-        if buf is not None:
-            return body.load(access(buf, node.shape, amap, body.rank))
-        return self.expand(node, amap, body)
+        return self._generate(node, amap, body, own=False)
 
     def expand(self, node: Node, amap: Map, body: _Body) -> int:
-        key = (id(node), amap)
-        if key in body.memo:
-            return body.memo[key]
+        """Like gen(), but computing `node` from its inputs even if it has a buffer (its own)."""
+        return self._generate(node, amap, body, own=True)
+
+    def _generate(self, node: Node, amap: Map, body: _Body, own: bool) -> int:
+        """Post-order over (node, map) pairs with an explicit stack: chains of any depth."""
+        pending = [(node, amap, own)]
+        while pending:
+            n, m, ignore_buffer = pending[-1]
+            key = (id(n), m)
+            if key in body.memo:
+                pending.pop()
+                continue
+            children, finish = self._step(n, m, body, ignore_buffer)
+            missing = [(c, cm, False) for c, cm in children if (id(c), cm) not in body.memo]
+            if missing:
+                pending.extend(missing)
+                continue
+            body.memo[key] = finish([body.memo[(id(c), cm)] for c, cm in children])
+            pending.pop()
+        return body.memo[(id(node), amap)]
+
+    def _step(self, node: Node, amap: Map, body: _Body, own: bool) -> tuple[list, Callable[[list[int]], int]]:
+        """(inputs needed as (node, map) pairs, how to combine their instructions)."""
+        key, rank = (id(node), amap), body.rank
+        buf = None if own else self.buffer_of.get(id(node))
+        if buf is not None:
+            return [], lambda _: body.load(access(buf, node.shape, amap, rank))
         if node.op == "const":
-            return body.emit(key, Instr("const", value=node.attrs[0]))
+            return [], lambda _: body.emit(key, Instr("const", value=node.attrs[0]))
         prim = REGISTRY[node.op]
         if prim.kind == "elementwise" and prim.opcode is None:
             # kept alive (and reused): memo keys hold node ids, which must not be recycled
             expanded = self.expanded.setdefault(id(node), expand_elementwise(node))
-            return self.gen(expanded, amap, body)
+            return [(expanded, amap)], lambda v: v[0]
         if prim.kind == "elementwise":
-            args = tuple(self.gen(i, broadcast_map(amap, i.shape, node.shape, body.rank), body)
-                         for i in node.inputs)  # fmt: skip
-            return body.emit(key, Instr(prim.opcode, args))
+            args = [(i, broadcast_map(amap, i.shape, node.shape, rank)) for i in node.inputs]
+            return args, lambda v: body.emit(key, Instr(prim.opcode, tuple(v)))
         if prim.kind == "gather":
-            return body.emit(key, self._gather(node, amap, body))
+            return [(node.inputs[1], amap)], lambda v: body.emit(key, self._gather(node, amap, body, v[0]))
         if prim.kind == "cast":  # the input is a buffer; loading converts to the loop dtype
-            return self.gen(node.inputs[0], amap, body)
+            return [(node.inputs[0], amap)], lambda v: v[0]
         return self._view(node, amap, body)
 
-    def _view(self, node: Node, amap: Map, body: _Body) -> int:
-        x = node.inputs[0]
+    def _view(self, node: Node, amap: Map, body: _Body) -> tuple[list, Callable[[list[int]], int]]:
+        x, rank = node.inputs[0], body.rank
         if node.op in ("stop_gradient", "custom"):  # the value is the first input's
-            return self.gen(x, amap, body)
-        if node.op == "broadcast_to":
-            return self.gen(x, broadcast_map(amap, x.shape, node.shape, body.rank), body)
-        if node.op == "index":
-            return self.gen(x, index_map(amap, node.attrs[0], body.rank), body)
-        if node.op == "permute":
-            return self.gen(x, permute_map(amap, node.attrs[0]), body)
-        if node.op == "reshape":
-            rows = squeeze_map(amap, x.shape, node.shape, body.rank)
-            if rows is not None:
-                return self.gen(x, rows, body)
-            # a reshape of a contiguous buffer is the same memory with other strides
-            return body.load(access(self._buffer_under(x), node.shape, amap, body.rank))
-        raise NotImplementedError(f"lowering: no rule for {node.op}")
+            rows: Map | None = amap
+        elif node.op == "broadcast_to":
+            rows = broadcast_map(amap, x.shape, node.shape, rank)
+        elif node.op == "index":
+            rows = index_map(amap, node.attrs[0], rank)
+        elif node.op == "permute":
+            rows = permute_map(amap, node.attrs[0])
+        elif node.op == "reshape":
+            rows = squeeze_map(amap, x.shape, node.shape, rank)
+            if rows is None:  # a reshape of a contiguous buffer: the same memory, other strides
+                return [], lambda _: body.load(access(self._buffer_under(x), node.shape, amap, rank))
+        else:
+            raise NotImplementedError(f"lowering: no rule for {node.op}")
+        return [(x, rows)], lambda v: v[0]
 
-    def _gather(self, node: Node, amap: Map, body: _Body) -> Instr:
-        x, idx = node.inputs
+    def _gather(self, node: Node, amap: Map, body: _Body, index: int) -> Instr:
+        x, _ = node.inputs
         (axis,) = node.attrs
-        index = self.gen(idx, amap, body)
         base = access(self._buffer_under(x), x.shape, zero_row(amap, body.rank, axis), body.rank)
         return Instr("gather", (index,), load=body.load_index(base),
                      stride=contiguous_strides(x.shape)[axis], bound=x.shape[axis])  # fmt: skip
