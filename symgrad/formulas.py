@@ -64,7 +64,17 @@ class Names:
         return self.by_id[id(t)]
 
 
+MAX_FORMULA_OPS = 400  # larger expressions are summarised (sympy's printers recurse)
+
+
 def forward_formula(t: Tensor, names: Names, leaf_symbols: dict[int, sympy.Symbol]) -> sympy.Expr:
+    """The expression of `t` in terms of its leaves, from the grad_fn records."""
+    records = walk_records(t)
+    if len(records) > MAX_FORMULA_OPS:
+        for x in records:
+            if x.grad_fn is None:
+                leaf_symbols[id(x.graph_node())] = sympy.Symbol(names(x))
+        return sympy.Symbol(f"<an expression of {len(records)} operations>")
     memo: dict[int, sympy.Expr] = {}
 
     def walk(x: Any) -> sympy.Expr:
@@ -91,6 +101,20 @@ def forward_formula(t: Tensor, names: Names, leaf_symbols: dict[int, sympy.Symbo
     return walk(t)
 
 
+def walk_records(t: Tensor) -> list[Tensor]:
+    """The tensors reachable through grad_fn operands (an explicit stack: any depth)."""
+    seen: dict[int, Tensor] = {}
+    stack = [t]
+    while stack:
+        x = stack.pop()
+        if not isinstance(x, Tensor) or id(x) in seen:
+            continue
+        seen[id(x)] = x
+        if x.grad_fn is not None:
+            stack.extend(x.grad_fn._operands)
+    return list(seen.values())
+
+
 def _index_text(index: Any) -> str:
     items = index if isinstance(index, tuple) else (index,)
     return ", ".join(":" if i == slice(None) else "..." if i is Ellipsis else str(i) for i in items)
@@ -98,6 +122,9 @@ def _index_text(index: Any) -> str:
 
 def gradient_formula(root: Node, symbols: dict[int, sympy.Symbol]) -> sympy.Expr:
     """The simplified gradient as printed by sympy, built unevaluated: it shows the DAG as is."""
+    size = len(topo_order([root]))
+    if size > MAX_FORMULA_OPS:
+        return sympy.Symbol(f"<an expression of {size} nodes: see .graph>")
     with sympy.evaluate(False):
         return _formula(root, symbols)
 
