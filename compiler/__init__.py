@@ -2,13 +2,14 @@
 
 Never imports the front end. Entry point: `JitSession().compile(program, name)`,
 which returns a `CompiledProgram`. Modules in pipeline order: program, check, emit
-(with blas for Matmul steps), jit, call.
+(with blas for Matmul steps and vecloop for explicit vector loops), vecmath (libmvec),
+jit (with diskcache for object code), call.
 """
 
 from .call import CompiledProgram
 from .check import check_program
 from .emit import emit_program
-from .jit import JitSession, NativeFunction
+from .jit import JitSession, JitStats, NativeFunction
 from .program import (
     DTYPES,
     OPCODES,
@@ -34,6 +35,7 @@ __all__ = [
     "Fill",
     "Instr",
     "JitSession",
+    "JitStats",
     "KernelProgram",
     "Loop",
     "Matmul",

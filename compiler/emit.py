@@ -3,8 +3,10 @@
 
 Owns the table of one emitter per scalar opcode, gathers and scatters with their
 run-time index checks, store modes, loop nests and Matmul batches (gemm calls come
-from `.blas`). Imports `.program`, `.check`, `.blas` and `llvmlite.ir`; it knows
-nothing about targets or the JIT.
+from `.blas`); an optional vectoriser (`.vecloop`, which builds on this module)
+emits the leading iterations of innermost loops with explicit vectors. Imports
+`.program`, `.check`, `.blas` and `llvmlite.ir`; it knows nothing about targets
+or the JIT.
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from llvmlite import ir
 
 from . import blas
 from .check import check_program
 from .program import OPCODES, Access, Fill, Instr, KernelProgram, Loop, Matmul, Store
+
+if TYPE_CHECKING:  # vecloop builds on this module; only its type is named here
+    from .vecloop import ExplicitVectors
 
 I32 = ir.IntType(32)
 I64 = ir.IntType(64)
@@ -32,7 +38,8 @@ STATUS_OK, STATUS_INDEX_ERROR = 0, 1  # what the entry function returns (call.py
 
 
 class _Emitter:
-    """Builder plus what opcode emitters need: buffer bases, the error record, libm."""
+    """Builder plus what opcode emitters need: buffer bases, the error record, libm,
+    and the vectoriser (if any) that emits innermost loops with explicit vectors."""
 
     def __init__(
         self,
@@ -40,25 +47,37 @@ class _Emitter:
         builder: ir.IRBuilder,
         bases: Sequence[ir.Value],
         error: ir.Value,
+        vectorizer: ExplicitVectors | None = None,
     ):
         self.program = program
         self.b = builder
         self.bases = bases
         self.error = error  # ptr to {i64 bad index, i64 bound}, written before failing
+        self.vectorizer = vectorizer
 
     def call_math(self, name: str, args: list[ir.Value], intrinsic: bool = True) -> ir.Value:
-        """Call `llvm.<name>.f32|f64`, or the libm function `<name>` / `<name>f`."""
+        """Call `llvm.<name>.f32|f64`, or the libm function `<name>` / `<name>f`
+        (vector arguments: the vectoriser picks the function)."""
         ty = args[0].type
+        if isinstance(ty, ir.VectorType) and self.vectorizer is not None:
+            return self.vectorizer.call_math(self, name, args, intrinsic)
         is_f32 = ty == FLOAT_TYPES["float32"]
         if intrinsic:
             full = f"llvm.{name}.{'f32' if is_f32 else 'f64'}"
         else:
             full = f"{name}f" if is_f32 else name
+        return self.b.call(self.declare(full, ty, len(args), pure=not intrinsic), args)
+
+    def declare(self, name: str, ty: ir.Type, arity: int, pure: bool) -> ir.Function:
+        """The function `ty name(ty, ...)`, declared once; `pure` ones touch no memory."""
         module = self.b.module
-        fn = module.globals.get(full) or ir.Function(
-            module, ir.FunctionType(ty, [ty] * len(args)), name=full
-        )
-        return self.b.call(fn, args)
+        fn = module.globals.get(name)
+        if fn is None:
+            fn = ir.Function(module, ir.FunctionType(ty, [ty] * arity), name=name)
+            if pure:  # errno aside, libm math is pure: lets loops vectorise
+                fn.attributes.add("readnone")
+                fn.attributes.add("nounwind")
+        return fn
 
 
 Emitter = Callable[[_Emitter, list[ir.Value]], ir.Value]
@@ -145,14 +164,16 @@ def _accumulator(mode: str) -> Callable[[_Emitter, ir.Value, ir.Value], ir.Value
 # ---------------------------------------------------------------- memory
 
 
-def _convert(b: ir.IRBuilder, value: ir.Value, ty: ir.Type) -> ir.Value:
+def convert(b: ir.IRBuilder, value: ir.Value, ty: ir.Type) -> ir.Value:
+    """`value` (a float or a vector of floats) converted to `ty` of the same shape."""
     if value.type == ty:
         return value
-    widen = ty == FLOAT_TYPES["float64"]
+    element = ty.element if isinstance(ty, ir.VectorType) else ty
+    widen = element == FLOAT_TYPES["float64"]
     return b.fpext(value, ty) if widen else b.fptrunc(value, ty)
 
 
-def _access_ptr(
+def access_ptr(
     e: _Emitter, access: Access, idx: Sequence[ir.Value], shift: ir.Value | None = None
 ) -> ir.Value:
     """Address of element `offset + sum(stride_k * i_k) (+ shift)` of the access's buffer."""
@@ -196,46 +217,49 @@ def _indexed_ptr(
 ) -> ir.Value:
     """Address of a plain access, or of a gather/scatter moved by `index * stride`."""
     if index is None:
-        return _access_ptr(e, access, idx)
+        return access_ptr(e, access, idx)
     wrapped = _checked_index(e, index, bound)
     shift = wrapped if stride == 1 else e.b.mul(wrapped, ir.Constant(I64, stride))
-    return _access_ptr(e, access, idx, shift)
+    return access_ptr(e, access, idx, shift)
 
 
-def _load(e: _Emitter, buffer: int, ptr: ir.Value) -> ir.Value:
+def load_element(e: _Emitter, buffer: int, ptr: ir.Value) -> ir.Value:
     dtype = e.program.buffers[buffer].dtype
     return e.b.load(ptr, typ=ELEMENT_TYPES[dtype], align=ITEMSIZE[dtype])
 
 
-def _store(e: _Emitter, buffer: int, ptr: ir.Value, value: ir.Value) -> None:
+def store_element(e: _Emitter, buffer: int, ptr: ir.Value, value: ir.Value) -> None:
     dtype = e.program.buffers[buffer].dtype
-    e.b.store(_convert(e.b, value, ELEMENT_TYPES[dtype]), ptr, align=ITEMSIZE[dtype])
+    e.b.store(convert(e.b, value, ELEMENT_TYPES[dtype]), ptr, align=ITEMSIZE[dtype])
 
 
 # ---------------------------------------------------------------- loops
 
 
-def _counted_loop(
+def counted_loop(
     b: ir.IRBuilder,
     n: int,
     carried: list[ir.Value],
     body: Callable[[ir.Value, list[ir.Value]], list[ir.Value]],
+    start: int = 0,
+    step: int = 1,
 ) -> list[ir.Value]:
-    """`for i in range(n): carried = body(i, carried)`; returns the final carried values."""
+    """`for i in range(start, n, step): carried = body(i, carried)`; returns the final
+    carried values."""
     pre = b.block
     header, block, done = (b.append_basic_block(s) for s in ("loop", "body", "done"))
     b.branch(header)
     b.position_at_end(header)
     i = b.phi(I64, name="i")
     phis = [b.phi(v.type) for v in carried]
-    i.add_incoming(ir.Constant(I64, 0), pre)
+    i.add_incoming(ir.Constant(I64, start), pre)
     for phi, v in zip(phis, carried):
         phi.add_incoming(v, pre)
     b.cbranch(b.icmp_signed("<", i, ir.Constant(I64, n)), block, done)
     b.position_at_end(block)
     updated = body(i, phis)
     latch = b.block
-    i.add_incoming(b.add(i, ir.Constant(I64, 1), flags=("nuw", "nsw")), latch)
+    i.add_incoming(b.add(i, ir.Constant(I64, step), flags=("nuw", "nsw")), latch)
     for phi, v in zip(phis, updated):
         phi.add_incoming(v, latch)
     b.branch(header)
@@ -258,17 +282,17 @@ def _emit_instr(
     if ins.op in ("load", "gather"):
         access = loop.loads[ins.load]
         index = values[ins.args[0]] if ins.op == "gather" else None
-        raw = _load(e, access.buffer, _indexed_ptr(e, access, idx, index, ins.stride, ins.bound))
-        return raw if raw.type == I64 else _convert(e.b, raw, ty)  # indices stay integers
+        raw = load_element(e, access.buffer, _indexed_ptr(e, access, idx, index, ins.stride, ins.bound))
+        return raw if raw.type == I64 else convert(e.b, raw, ty)  # indices stay integers
     if ins.op == "const":
         return ir.Constant(ty, ins.value)
     return EMITTERS[ins.op](e, [values[a] for a in ins.args])
 
 
-def _accumulate(e: _Emitter, loop: Loop, st: Store, old: ir.Value, value: ir.Value) -> ir.Value:
+def accumulate(e: _Emitter, loop: Loop, st: Store, old: ir.Value, value: ir.Value) -> ir.Value:
     """The buffer-typed result of `old (mode)= value`, rounded exactly as a memory round trip."""
-    total = _accumulator(st.mode)(e, _convert(e.b, old, FLOAT_TYPES[loop.dtype]), value)
-    return _convert(e.b, total, FLOAT_TYPES[e.program.buffers[st.access.buffer].dtype])
+    total = _accumulator(st.mode)(e, convert(e.b, old, FLOAT_TYPES[loop.dtype]), value)
+    return convert(e.b, total, FLOAT_TYPES[e.program.buffers[st.access.buffer].dtype])
 
 
 def _emit_stores(
@@ -279,8 +303,8 @@ def _emit_stores(
         ptr = _indexed_ptr(e, st.access, idx, index, st.index_stride, st.bound)
         value = values[st.value]
         if st.mode != "assign":
-            value = _accumulate(e, loop, st, _load(e, st.access.buffer, ptr), value)
-        _store(e, st.access.buffer, ptr, value)
+            value = accumulate(e, loop, st, load_element(e, st.access.buffer, ptr), value)
+        store_element(e, st.access.buffer, ptr, value)
 
 
 def _register_reductions(loop: Loop) -> list[int]:
@@ -303,21 +327,26 @@ def _register_reductions(loop: Loop) -> list[int]:
 
 
 def _emit_innermost(e: _Emitter, loop: Loop, outer: list[ir.Value]) -> None:
+    """The innermost axis: a vector loop over its first iterations if the vectoriser
+    takes it, then a scalar loop over the rest; reductions run in a register."""
     chosen = _register_reductions(loop)
     registers = [loop.stores[k] for k in chosen]
     in_memory = [st for k, st in enumerate(loop.stores) if k not in chosen]
     zero = ir.Constant(I64, 0)
-    ptrs = [_access_ptr(e, st.access, [*outer, zero]) for st in registers]
-    initial = [_load(e, st.access.buffer, p) for st, p in zip(registers, ptrs)]
+    ptrs = [access_ptr(e, st.access, [*outer, zero]) for st in registers]
+    running = [load_element(e, st.access.buffer, p) for st, p in zip(registers, ptrs)]
+    start = 0
+    if e.vectorizer is not None:
+        start, running = e.vectorizer.vector_loop(e, loop, outer, registers, running)
 
     def body(i: ir.Value, running: list[ir.Value]) -> list[ir.Value]:
         values = _emit_body(e, loop, [*outer, i])
         _emit_stores(e, loop, in_memory, values, [*outer, i])
-        return [_accumulate(e, loop, st, r, values[st.value]) for st, r in zip(registers, running)]
+        return [accumulate(e, loop, st, r, values[st.value]) for st, r in zip(registers, running)]
 
-    final = _counted_loop(e.b, loop.shape[-1], initial, body)
+    final = counted_loop(e.b, loop.shape[-1], running, body, start=start)
     for st, p, value in zip(registers, ptrs, final):
-        _store(e, st.access.buffer, p, value)
+        store_element(e, st.access.buffer, p, value)
 
 
 def _emit_axes(e: _Emitter, loop: Loop, axis: int, outer: list[ir.Value]) -> None:
@@ -329,7 +358,7 @@ def _emit_axes(e: _Emitter, loop: Loop, axis: int, outer: list[ir.Value]) -> Non
         _emit_axes(e, loop, axis + 1, [*outer, i])
         return []
 
-    _counted_loop(e.b, loop.shape[axis], [], body)
+    counted_loop(e.b, loop.shape[axis], [], body)
 
 
 # ---------------------------------------------------------------- steps
@@ -351,11 +380,11 @@ def _emit_fill(e: _Emitter, fill: Fill) -> None:
     whole = Access(fill.buffer, 0, (1,))
 
     def body(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
-        _store(e, fill.buffer, _access_ptr(e, whole, [i]), value)
+        store_element(e, fill.buffer, access_ptr(e, whole, [i]), value)
         return []
 
     if buf.size:
-        _counted_loop(e.b, buf.size, [], body)
+        counted_loop(e.b, buf.size, [], body)
 
 
 def _emit_matmul(e: _Emitter, mm: Matmul) -> None:
@@ -365,15 +394,15 @@ def _emit_matmul(e: _Emitter, mm: Matmul) -> None:
     dtype = e.program.buffers[mm.out].dtype
 
     def body(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
-        c = _access_ptr(e, Access(mm.out, mm.out_offset, (mm.m * mm.n,)), [i])
+        c = access_ptr(e, Access(mm.out, mm.out_offset, (mm.m * mm.n,)), [i])
         a, b = e.bases[mm.a], e.bases[mm.b]  # never read when k = 0 (nor bounds-checked)
         if mm.k:
-            a = _access_ptr(e, Access(mm.a, mm.a_offset, (mm.a_batch_stride,)), [i])
-            b = _access_ptr(e, Access(mm.b, mm.b_offset, (mm.b_batch_stride,)), [i])
+            a = access_ptr(e, Access(mm.a, mm.a_offset, (mm.a_batch_stride,)), [i])
+            b = access_ptr(e, Access(mm.b, mm.b_offset, (mm.b_batch_stride,)), [i])
         blas.emit_gemm(e.b, dtype, mm, a, b, c)
         return []
 
-    _counted_loop(e.b, mm.batch, [], body)
+    counted_loop(e.b, mm.batch, [], body)
 
 
 STEP_EMITTERS: dict[type, Callable] = {Fill: _emit_fill, Loop: _emit_loop, Matmul: _emit_matmul}
@@ -382,7 +411,9 @@ STEP_EMITTERS: dict[type, Callable] = {Fill: _emit_fill, Loop: _emit_loop, Matmu
 # ---------------------------------------------------------------- functions
 
 
-def emit_program(program: KernelProgram, name: str = "kernel") -> ir.Module:
+def emit_program(
+    program: KernelProgram, name: str = "kernel", vectorizer: ExplicitVectors | None = None
+) -> ir.Module:
     """Check `program` and emit a module whose `i32 @name(ptr buffers, ptr error)` runs it.
 
     `buffers` points to one data pointer per buffer, in program order. The result
@@ -392,13 +423,14 @@ def emit_program(program: KernelProgram, name: str = "kernel") -> ir.Module:
     internal always-inline function whose buffer arguments are `noalias`, which
     lets LLVM vectorise without runtime overlap checks: callers must pass memory
     for every output and temp that overlaps no other buffer (inputs are never
-    written, so they may share memory with each other).
+    written, so they may share memory with each other). With a `vectorizer`, an
+    innermost loop may start with its explicit vector loop (see `vecloop`).
     """
     check_program(program)
     module = ir.Module(name=name)
     body_fn = _body_function(module, program, name)
     builder = ir.IRBuilder(body_fn.append_basic_block("entry"))
-    e = _Emitter(program, builder, body_fn.args[:-1], body_fn.args[-1])
+    e = _Emitter(program, builder, body_fn.args[:-1], body_fn.args[-1], vectorizer)
     for step in program.steps:
         STEP_EMITTERS[type(step)](e, step)
     builder.ret(ir.Constant(I32, STATUS_OK))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import math
 import re
+import time
 
 import numpy as np
 import pytest
@@ -143,6 +144,20 @@ def session() -> JitSession:
     return JitSession()
 
 
+@pytest.fixture(scope="module")
+def explicit() -> JitSession:
+    """Every loop vectorised by the emitter (`vecloop`), as long loop bodies are."""
+    return JitSession(explicit_vector_body=0)
+
+
+PATHS = ["llvm", "explicit"]  # who vectorises loops: LLVM's loop vectoriser, or vecloop
+
+
+@pytest.fixture(params=PATHS)
+def any_session(request: pytest.FixtureRequest) -> JitSession:
+    return request.getfixturevalue("session" if request.param == "llvm" else "explicit")
+
+
 def run_both(session: JitSession, program: KernelProgram, inputs: list[np.ndarray]):
     compiled = session.compile(program)
     got = compiled(inputs)
@@ -189,9 +204,9 @@ def operands(op: str, dtype: str, rng: np.random.Generator) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("op", sorted(OPCODES))
-def test_opcode(session: JitSession, op: str, dtype: str) -> None:
+def test_opcode(any_session: JitSession, op: str, dtype: str) -> None:
     inputs = operands(op, dtype, np.random.default_rng(len(op)))
-    got, want = run_both(session, elementwise(op, dtype, inputs[0].size), inputs)
+    got, want = run_both(any_session, elementwise(op, dtype, inputs[0].size), inputs)
     if op in LIBM:
         rtol = 1e-5 if dtype == "float32" else 1e-13
         np.testing.assert_allclose(got[0], want[0], rtol=rtol, atol=0, equal_nan=True)
@@ -823,6 +838,106 @@ def test_malformed_matmuls_are_refused(session: JitSession, step, words) -> None
     )  # fmt: skip
     with pytest.raises(ValueError, match=words):
         session.compile(prog)
+
+
+# ---------------------------------------------------------------- vector loops
+
+LONG = (3, 203)  # 203 = 25 vectors of 8 and a remainder of 3
+
+
+def long_reduce(mode: str, dtype: str, strides, size: int, loop_dtype: str = ""):
+    """out[...] (mode)= x[i, j] * 1.25 over a LONG space, after the mode's Fill."""
+    return KernelProgram(
+        (Buffer(dtype, math.prod(LONG), "input"), Buffer(dtype, size, "output")),
+        (Fill(1, FILL_FOR[mode]),
+         loop(LONG, loop_dtype or dtype, [Access(0, 0, (LONG[1], 1))],
+              [Instr("load", load=0), Instr("const", value=1.25), Instr("mul", (0, 1))],
+              [Store(Access(1, 0, strides), 2, mode)])),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype, loop_dtype", [("float32", ""), ("float64", ""), *MIXED])
+@pytest.mark.parametrize("mode", ["sum", "prod", "max", "min"])
+@pytest.mark.parametrize("strides, size", [((1, 0), 3), ((0, 1), 203), ((0, 0), 1)])
+def test_vectorised_reductions_keep_the_order(any_session, mode, dtype, loop_dtype, strides, size):
+    # Reductions stay in iteration order (no fast-math), so results are bit-identical.
+    rng = np.random.default_rng(9)
+    x = rng.uniform(0.99, 1.01, LONG) if mode == "prod" else rng.normal(size=LONG)
+    x[1, 100] = np.nan if mode in ("max", "min") else x[1, 100]
+    prog = long_reduce(mode, dtype, strides, size, loop_dtype)
+    assert_same(*run_both(any_session, prog, [x.astype(dtype)]))
+
+
+def test_vectorised_access_patterns(any_session: JitSession) -> None:
+    # a[i, j] = x[i, j] * y[j] + z[i] + x[i, 202 - j] + w[3 j] (float32 loop, mixed buffers);
+    # t[j, i] = a (a transposed store); o[i, j] = x and then o[i, j + 1] = 2 x: the
+    # second store to o overwrites the first in iteration order.
+    n, m = LONG
+    prog = KernelProgram(
+        (Buffer("float64", n * m, "input"), Buffer("float32", m, "input"),
+         Buffer("float64", n, "input"), Buffer("float32", 3 * m, "input"),
+         Buffer("float64", n * m, "output"), Buffer("float32", n * m, "output"),
+         Buffer("float64", n * (m + 1), "output")),
+        (loop(LONG, "float32",
+              [Access(0, 0, (m, 1)), Access(1, 0, (0, 1)), Access(2, 0, (1, 0)),
+               Access(0, m - 1, (m, -1)), Access(3, 0, (0, 3))],
+              [Instr("load", load=0), Instr("load", load=1), Instr("mul", (0, 1)),
+               Instr("load", load=2), Instr("add", (2, 3)), Instr("load", load=3),
+               Instr("add", (4, 5)), Instr("load", load=4), Instr("add", (6, 7)),
+               Instr("add", (0, 0))],
+              [Store(Access(4, 0, (m, 1)), 8), Store(Access(5, 0, (1, n)), 8),
+               Store(Access(6, 0, (m + 1, 1)), 0), Store(Access(6, 1, (m + 1, 1)), 9)]),),
+    )  # fmt: skip
+    rng = np.random.default_rng(10)
+    inputs = [rng.normal(size=b.size).astype(b.dtype) for b in prog.buffers if b.kind == "input"]
+    got, want = run_both(any_session, prog, inputs)
+    assert_same(got, want)
+
+
+def test_explicit_vector_loops(explicit: JitSession) -> None:
+    compiled = explicit.compile(elementwise("sin", "float64", 100))
+    assert re.search(r"<(4|8) x double>", compiled.llvm_ir)  # vectors before any optimisation
+    # Gathers stay scalar loops; tails shorter than a vector too.
+    x = np.arange(15.0).reshape(5, 3) / 7
+    got, want = run_both(explicit, take_rows(6, 5, 3), [np.array([0, -1, 4, 2, -5, 4]), x])
+    assert_same(got, want)
+    assert "x double>" not in explicit.compile(take_rows(6, 5, 3)).llvm_ir
+    got, want = run_both(explicit, elementwise("mul", "float32", 5), [np.ones(5, np.float32)] * 2)
+    assert_same(got, want)
+
+
+def chain(k: int, n: int = 1000) -> KernelProgram:
+    """About k body instructions: x = sin(x) * 0.5001 + x * 0.5 repeated; out = sum(x), y = x."""
+    body = [Instr("load", load=0), Instr("const", value=0.5001), Instr("const", value=0.5)]
+    x = 0
+    while len(body) + 4 <= k:
+        p = len(body)
+        body += [Instr("sin", (x,)), Instr("mul", (p, 1)), Instr("mul", (x, 2)),
+                 Instr("add", (p + 1, p + 2))]  # fmt: skip
+        x = p + 3
+    return KernelProgram(
+        (Buffer("float64", n, "input"), Buffer("float64", 1, "output"),
+         Buffer("float64", n, "output")),
+        (Fill(1, 0.0),
+         loop((n,), "float64", [Access(0, 0, (1,))], body,
+              [Store(Access(1, 0, (0,)), x, "sum"), Store(Access(2, 0, (1,)), x)])),
+    )  # fmt: skip
+
+
+def test_long_loop_bodies_compile_in_linear_time() -> None:
+    def cpu_seconds(k: int) -> float:
+        best = math.inf
+        for _ in range(2):
+            session = JitSession()
+            start = time.thread_time()
+            compiled = session.compile(chain(k))
+            best = min(best, time.thread_time() - start)
+        assert re.search(r"<(4|8) x double>", compiled.llvm_ir)  # vectorised by the emitter
+        return best
+
+    small, large = cpu_seconds(800), cpu_seconds(3200)
+    slope = math.log(large / small) / math.log(4)
+    assert slope < 1.3, f"compile time grows like size**{slope:.2f} ({small:.3f} s, {large:.3f} s)"
 
 
 # ---------------------------------------------------------------- code quality and lifetime

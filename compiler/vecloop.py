@@ -1,0 +1,190 @@
+"""Explicit vector loops: the innermost loop of a big kernel body emitted with
+`<lanes x double>` values, so LLVM's loop vectoriser (superlinear in body size)
+need not run.
+
+`ExplicitVectors` plugs into `emit.emit_program` as its `vectorizer`. It takes an
+innermost loop when every load and store can be done lane by lane in any order:
+no gathers or scatters, no int64 buffers, and no buffer both read and written by
+the loop. Iterations [0, k) with k a multiple of the lane count run as vectors;
+`emit` runs the rest with the scalar body. Results equal the scalar loop's, bit
+for bit, except for math functions that come from libmvec: stores and reductions
+happen in iteration order, and a reduction adds lane after lane.
+Imports `.emit`, `.program` and `llvmlite.ir`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from .emit import (
+    EMITTERS,
+    FLOAT_TYPES,
+    I32,
+    I64,
+    ITEMSIZE,
+    _Emitter,
+    access_ptr,
+    accumulate,
+    convert,
+    counted_loop,
+    load_element,
+    store_element,
+)
+from .program import Access, Loop, Store
+
+
+@dataclass(frozen=True)
+class ExplicitVectors:
+    """Lanes per loop dtype, and the vector math functions (scalar callee, lanes) -> symbol.
+
+    One vector per instruction and iteration: interleaving two or more copies of the
+    body (as LLVM's vectoriser does) hides latency in short bodies, but makes code
+    generation superlinear in the body size, and only long bodies come here.
+    """
+
+    lanes: Mapping[str, int]
+    functions: Mapping[tuple[str, int], str]
+
+    def call_math(self, e: _Emitter, name: str, args: list[ir.Value], intrinsic: bool) -> ir.Value:
+        """A math function on vectors: the libmvec function if there is one, else
+        `llvm.<name>.v<n>f32|f64` (LLVM calls libm lane by lane) or, for libm
+        functions without an intrinsic, the scalar function lane by lane."""
+        ty = args[0].type
+        suffix = "f32" if ty.element == FLOAT_TYPES["float32"] else "f64"
+        scalar = f"llvm.{name}.{suffix}" if intrinsic else name + ("f" if suffix == "f32" else "")
+        symbol = self.functions.get((scalar, ty.count))
+        if symbol is not None:
+            return e.b.call(e.declare(symbol, ty, len(args), pure=True), args)
+        if intrinsic:
+            fn = e.declare(f"llvm.{name}.v{ty.count}{suffix}", ty, len(args), pure=False)
+            return e.b.call(fn, args)
+        return _lane_by_lane(e, e.declare(scalar, ty.element, len(args), pure=True), args)
+
+    def vector_loop(
+        self,
+        e: _Emitter,
+        loop: Loop,
+        outer: list[ir.Value],
+        registers: list[Store],
+        running: list[ir.Value],
+    ) -> tuple[int, list[ir.Value]]:
+        """Emit a vector loop over iterations [0, k) of the innermost axis, carrying the
+        running values of the register reductions `registers`; return k (0 when the
+        loop is not taken) and the running values after it."""
+        lanes = self.lanes.get(loop.dtype, 0)
+        count = loop.shape[-1] // lanes * lanes if lanes > 1 else 0
+        if count == 0 or not vectorizable(e, loop):
+            return 0, running
+        in_memory = [st for st in loop.stores if not any(st is r for r in registers)]
+
+        def body(i: ir.Value, running: list[ir.Value]) -> list[ir.Value]:
+            values = _vector_body(e, loop, outer, i, lanes)
+            _vector_stores(e, loop, in_memory, values, outer, i, lanes)
+            return [_reduce(e, loop, st, r, values[st.value], lanes) for st, r in zip(registers, running)]
+
+        return count, counted_loop(e.b, count, running, body, step=lanes)
+
+
+def vectorizable(e: _Emitter, loop: Loop) -> bool:
+    """Whether the iterations of `loop`'s innermost axis may run as vectors."""
+    buffers = e.program.buffers
+    loaded = {a.buffer for a in loop.loads}
+    return (
+        all(ins.op != "gather" for ins in loop.body)
+        and all(st.index < 0 for st in loop.stores)
+        and all(buffers[a.buffer].dtype in FLOAT_TYPES for a in loop.loads)
+        and all(buffers[st.access.buffer].dtype in FLOAT_TYPES for st in loop.stores)
+        and not loaded.intersection(st.access.buffer for st in loop.stores)
+    )
+
+
+def _lane_by_lane(e: _Emitter, fn: ir.Function, args: list[ir.Value]) -> ir.Value:
+    b, ty = e.b, args[0].type
+    result: ir.Value = ir.Constant(ty, ir.Undefined)
+    for lane in range(ty.count):
+        k = ir.Constant(I32, lane)
+        result = b.insert_element(result, b.call(fn, [b.extract_element(a, k) for a in args]), k)
+    return result
+
+
+def _splat(b: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
+    ty = ir.VectorType(value.type, lanes)
+    one = b.insert_element(ir.Constant(ty, ir.Undefined), value, ir.Constant(I32, 0))
+    return b.shuffle_vector(
+        one, ir.Constant(ty, ir.Undefined), ir.Constant(ir.VectorType(I32, lanes), [0] * lanes)
+    )
+
+
+def _vector_body(e: _Emitter, loop: Loop, outer: list[ir.Value], i: ir.Value, lanes: int) -> list[ir.Value]:
+    """The SSA body for iterations i .. i + lanes - 1, one vector per instruction."""
+    ty = ir.VectorType(FLOAT_TYPES[loop.dtype], lanes)
+    values: list[ir.Value] = []
+    for ins in loop.body:
+        if ins.op == "load":
+            values.append(convert(e.b, _vector_load(e, loop.loads[ins.load], outer, i, lanes), ty))
+        elif ins.op == "const":
+            values.append(ir.Constant(ty, [ins.value] * lanes))
+        else:
+            values.append(EMITTERS[ins.op](e, [values[a] for a in ins.args]))
+    return values
+
+
+def _vector_load(e: _Emitter, access: Access, outer: list[ir.Value], i: ir.Value, lanes: int) -> ir.Value:
+    """Elements i .. i + lanes - 1 of an access: one load (stride 1), a broadcast
+    (stride 0), or one load per lane."""
+    b, stride = e.b, access.strides[-1]
+    dtype = e.program.buffers[access.buffer].dtype
+    first = access_ptr(e, access, [*outer, i])
+    if stride == 1:
+        return b.load(first, typ=ir.VectorType(FLOAT_TYPES[dtype], lanes), align=ITEMSIZE[dtype])
+    if stride == 0:
+        return _splat(b, load_element(e, access.buffer, first), lanes)
+    vector: ir.Value = ir.Constant(ir.VectorType(FLOAT_TYPES[dtype], lanes), ir.Undefined)
+    for lane in range(lanes):
+        ptr = b.gep(first, [ir.Constant(I64, lane * stride)], inbounds=True, source_etype=FLOAT_TYPES[dtype])
+        vector = b.insert_element(vector, load_element(e, access.buffer, ptr), ir.Constant(I32, lane))
+    return vector
+
+
+def _vector_stores(
+    e: _Emitter,
+    loop: Loop,
+    stores: list[Store],
+    values: list[ir.Value],
+    outer: list[ir.Value],
+    i: ir.Value,
+    lanes: int,
+) -> None:
+    """Plain contiguous stores to a buffer nothing else in the loop writes become one
+    vector store; every other store runs lane by lane, in iteration order."""
+    b = e.b
+    writers = Counter(st.access.buffer for st in loop.stores)
+    whole = [st for st in stores if _contiguous(st) and writers[st.access.buffer] == 1]
+    for st in whole:
+        dtype = e.program.buffers[st.access.buffer].dtype
+        vector = convert(b, values[st.value], ir.VectorType(FLOAT_TYPES[dtype], lanes))
+        b.store(vector, access_ptr(e, st.access, [*outer, i]), align=ITEMSIZE[dtype])
+    rest = [st for st in stores if not any(st is w for w in whole)]
+    for lane in range(lanes):
+        index = b.add(i, ir.Constant(I64, lane))
+        for st in rest:
+            ptr = access_ptr(e, st.access, [*outer, index])
+            value = b.extract_element(values[st.value], ir.Constant(I32, lane))
+            if st.mode != "assign":
+                value = accumulate(e, loop, st, load_element(e, st.access.buffer, ptr), value)
+            store_element(e, st.access.buffer, ptr, value)
+
+
+def _contiguous(st: Store) -> bool:
+    return st.mode == "assign" and st.access.strides[-1] == 1
+
+
+def _reduce(e: _Emitter, loop: Loop, st: Store, running: ir.Value, vector: ir.Value, lanes: int) -> ir.Value:
+    """Fold the lanes into a register reduction one after another, as the scalar loop would."""
+    for lane in range(lanes):
+        running = accumulate(e, loop, st, running, e.b.extract_element(vector, ir.Constant(I32, lane)))
+    return running
