@@ -8,6 +8,7 @@ pipeline stages (differentiate, rules, lower).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -39,7 +40,7 @@ class CodeCache:
         if self._session is None:
             from .compiler import JitSession
 
-            self._session = JitSession()
+            self._session = JitSession(cache_dir=disk_cache_dir())
         return self._session
 
     def get_or_build(self, key: Hashable, build: Callable[[], Any]) -> Any:
@@ -63,13 +64,30 @@ class CodeCache:
 
     def info(self) -> dict[str, Any]:
         s = self.stats
-        return {"compiles": s.compiles, "hits": s.hits, "misses": s.misses,
+        info = {"compiles": s.compiles, "hits": s.hits, "misses": s.misses,
                 "entries": len(self.entries), "compile_seconds": s.compile_seconds}  # fmt: skip
+        if self._session is not None:
+            jit = self._session.stats
+            info.update(llvm_compiles=jit.codegen, llvm_seconds=jit.codegen_seconds,
+                        disk_hits=jit.disk_hits, disk_misses=jit.disk_misses,
+                        disk_dir=disk_cache_dir())  # fmt: skip
+        return info
 
     def clear(self) -> None:
         with self._lock:
             self.entries.clear()
             self.stats = CacheStats()
+
+
+def disk_cache_dir() -> str | None:
+    """Where compiled object code is kept between processes: $SYMGRAD_CACHE_DIR, else
+    $XDG_CACHE_HOME/symgrad or ~/.cache/symgrad; SYMGRAD_CACHE_DIR=off (or empty) disables it.
+    Delete the directory to clear it."""
+    chosen = os.environ.get("SYMGRAD_CACHE_DIR")
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "off", "0", "none") else chosen
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "symgrad")
 
 
 DEFAULT_CACHE = CodeCache()
