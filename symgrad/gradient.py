@@ -70,7 +70,8 @@ class GradientPlan:
     input_positions: list[int]  # which of those leaves the program reads
     compiled: Any
     stats: RewriteStats
-    fast: Any = None  # the native entry, made on first use (False: not available)
+    fast: Any = None  # the native entry, made on second use (False: not available)
+    calls: int = 0
 
     @property
     def llvm_ir(self) -> str:
@@ -150,7 +151,8 @@ def _run(plan: GradientPlan, values: list[np.ndarray]) -> list[np.ndarray]:
     """The plan's outputs: through its native entry when the inputs are plain arrays."""
     if plan.compiled is None:
         return []
-    if plan.fast is None:
+    plan.calls += 1
+    if plan.fast is None and plan.calls > 1:  # built on the second use: one-off graphs skip it
         outputs = [g for g in plan.gradients if g is not None]
         try:
             plan.fast = plan.compiled.fast_entry([v.shape for v in values], [g.shape for g in outputs])

@@ -115,7 +115,10 @@ class Staged:
             entry.hits += 1
             DEFAULT_CACHE.stats.hits += 1
         self._settle_fast_calls()
-        self._fast, self._fast_owner = self._fast_path(entry, treedef, arrays), entry
+        # the native entry is built on the second call of a signature: a function called once
+        # does not pay for it (first-call latency), a loop gets it right away
+        fast = self._fast_path(entry, treedef, arrays) if entry.hits else None
+        self._fast, self._fast_owner = fast, entry
         return self._run(entry, arrays)
 
     def _settle_fast_calls(self) -> None:
