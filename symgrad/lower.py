@@ -131,6 +131,10 @@ class Lowering:
 
     def _operands_needing_buffers(self, node: Node) -> list[Node]:
         kind = kind_of(node)
+        if node.op in ("amax", "amin"):
+            # the gradient finds the extreme by equality: reduction and comparison must read the
+            # same stored values (vector and scalar math may round one element differently)
+            return [node.inputs[0]]
         if kind == "cast" or kind == "gather":
             return [node.inputs[0]]
         if kind == "matmul":

@@ -29,7 +29,7 @@ def to_dtype(a: Tensor, dtype: Any, copy: bool = False) -> Tensor:
     if a._value.dtype == dt.numpy and not copy:
         return a
     result = Tensor._wrap(a._value.astype(dt.numpy))
-    if a.requires_grad and dt.is_floating_point:
+    if a._node is not None and dt.is_floating_point:  # also traced tensors: the cast is in the graph
         result = primitive("cast", [a], dt.numpy, dtype=dt.numpy.name)
     return recorded(result, "ToCopyBackward0", "cast", [a])
 

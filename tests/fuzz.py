@@ -67,8 +67,6 @@ KNOWN_DIFFERENCES = {
     "var-correction": "symgrad bug: var/std with correction > N divide by N - correction < 0 where "
     "torch divides by max(0, N - correction) (inf or nan); at correction = N, var's gradient is nan "
     "in symgrad and +inf for every element in torch (degenerate); corrections stay < N",
-    "cast-traced": "symgrad bug: .float()/.double()/.to(dtype) of a traced tensor is a constant "
-    "(value frozen at trace time, zero gradient); programs with a cast are not compiled",
     "assign-dtype-traced": "symgrad bug: in a traced function, b[idx] = v (or +=) with v of another "
     "dtype than b gives a result of v's dtype; assigned values have b's dtype",
     "inplace-add": "symgrad bug: b = zeros(...); b += v (or b[idx] += v): eager backward raises "
@@ -87,10 +85,10 @@ KNOWN_DIFFERENCES = {
     "cat-empty-grad": "symgrad bug: cat([e, y]) with e of size 0 and y not: e.grad stays None, torch "
     "gives an empty tensor; cat's parts are all empty or all not",
     "amax-ties-recomputed": "symgrad bug (since the libmvec back end): amax/amin/max() of f(x) with "
-    "tied values (x = [2.875] * 3, f = exp, sin, tanh...): the compiled backward gives the whole "
-    "gradient to some of the tied elements (exp: [0, 0, 17.7], torch [5.9, 5.9, 5.9]), as f is "
-    "recomputed differently in vector lanes and the scalar tail; these reductions read exactly "
-    "computed values only",
+    "tied values (x = [2.875] * 3, f = exp, sin, tanh...): the backward gives the whole gradient to "
+    "some of the tied elements (exp: [0, 0, 17.7], torch [5.9, 5.9, 5.9]), as f is computed "
+    "differently in vector lanes and the scalar tail of a loop, which breaks the tie; these "
+    "reductions read exactly computed values only",
     "nan-piecewise": "NaN into a piecewise op: torch's conventions differ from symgrad's (torch "
     "sign(nan) = 0; clamp with a NaN tensor bound gives NaN; maximum(nan, b) sends the gradient "
     "to both); piecewise ops read only values without NaN/inf",
@@ -750,8 +748,6 @@ class Builder:
     def cast(self) -> Value | None:
         a = self.pick()
         self.drawn.add("cast")
-        if not self.known:
-            self.traceable = False  # KNOWN_DIFFERENCES["cast-traced"]
         if a.dtype == "float32":
             form = self.choice([f"{a.name}.double()", f"{a.name}.to(lib.float64)"])
             return self.emit(form, a.shape, "float64", a, exact=a.exact)
