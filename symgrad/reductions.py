@@ -82,6 +82,11 @@ def _extreme(which: str, a: Tensor, dim: Any, keepdim: bool) -> Any:
                                "Specify the reduction dim with the 'dim' argument.")  # fmt: skip
         prim = "amax" if which == "max" else "amin"
         return recorded(_reduce(prim, a, None, False), f"{name}Backward1", which, [a])
+    if a.ndim == 0:  # torch: dim 0 or -1 of a 0-d tensor is the tensor itself
+        axes_of(a, dim)
+        values = primitive("reshape", [a], shape=())
+        return _return_type(which)(recorded(values, f"{name}Backward0", which, [a]),
+                                   Tensor._wrap(np.asarray(0, dtype=np.int64)))  # fmt: skip
     (axis,) = axes_of(a, dim)
     _refuse_traced(a, f"{which}(dim) (its indices)")  # use amax/amin inside compiled functions
     pick = np.argmax if which == "max" else np.argmin
@@ -183,6 +188,9 @@ def log_softmax(a: Tensor, dim: int, dtype: Any = None) -> Tensor:
 
 def cumsum(a: Tensor, dim: int, dtype: Any = None) -> Tensor:
     """x @ U along `dim`, U the upper-triangular ones (a BLAS product: O(n^2) work)."""
+    if a.ndim == 0:
+        axes_of(a, dim)
+        return recorded(primitive("reshape", [a], float_dtype(a), shape=()), "CumsumBackward0", "cumsum", [a])
     (axis,) = axes_of(a, dim)
     n = a.shape[axis] if a.ndim else 1
     perm = tuple(d for d in range(a.ndim) if d != axis) + (axis,)

@@ -89,6 +89,9 @@ def permute(a: Tensor, *dims: Any) -> Tensor:
 
 
 def transpose(a: Tensor, dim0: int, dim1: int, grad_fn: str = "TransposeBackward0") -> Tensor:
+    if a.ndim == 0:
+        axes_of(a, dim0), axes_of(a, dim1)
+        return _view(a, a._value, "reshape", grad_fn, shape=())
     perm = list(range(a.ndim))
     d0, d1 = axes_of(a, dim0)[0] if a.ndim else 0, axes_of(a, dim1)[0] if a.ndim else 0
     perm[d0], perm[d1] = perm[d1], perm[d0]
@@ -158,6 +161,10 @@ def _slice_along(a: Tensor, d: int, start: int, step: int, length: int, grad_fn:
 
 def flip(a: Tensor, *dims: Any) -> Tensor:
     axes = axes_of(a, _shape_arg(dims))
+    if a.ndim == 0:
+        result = primitive("reshape", [a], a._value.dtype, shape=())
+        result._value = a._value.copy()
+        return recorded(result, "FlipBackward0", "flip", [a])
     spec = tuple((n - 1, -1, n) if k in axes else (0, 1, n) for k, n in enumerate(a.shape))
     result = primitive("index", [a], a._value.dtype, spec=spec)
     result._value = np.ascontiguousarray(result._value)  # torch's flip copies

@@ -48,3 +48,16 @@ def test_same_output_as_torch():
 
 def test_runs_without_torch():
     assert run("symgrad").splitlines()[0] == "False"
+
+
+def test_dim_ops_on_0d_tensors_match_torch():
+    torch = pytest.importorskip("torch")
+    import symgrad as sg
+
+    results = []
+    for lib in (sg, torch):
+        x = lib.tensor(1.5, requires_grad=True)
+        outs = [x.cumsum(0), x.max(0)[0], x.transpose(0, -1), x.flip(0), x.min(-1).values]
+        (outs[0] + outs[1] + outs[2] + outs[3] + outs[4]).backward()
+        results.append([(tuple(o.shape), type(o.grad_fn).__name__, o.item()) for o in outs] + [x.grad.item()])
+    assert results[0] == results[1]
