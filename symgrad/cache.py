@@ -59,9 +59,6 @@ class CodeCache:
             self.entries[key] = entry
             return entry
 
-    def peek(self, key: Hashable) -> Any:
-        return self.entries.get(key)
-
     def info(self) -> dict[str, Any]:
         s = self.stats
         info = {"compiles": s.compiles, "hits": s.hits, "misses": s.misses,

@@ -16,7 +16,7 @@ import sympy
 from sympy.codegen import cfunctions as cf
 
 from .node import Node, Shape, const
-from .registry import REGISTRY, Primitive, apply, register
+from .registry import Primitive, apply, register
 from .symbolic import FUNCTIONS, from_sympy
 
 X, Y, Z = sympy.symbols("x y z", real=True)
@@ -54,13 +54,14 @@ def _vjp_from_partials(partials: tuple[sympy.Expr, ...], symbols: tuple[sympy.Sy
     return vjp
 
 
-def zeros_like(node: Node) -> Node:
-    return apply("broadcast_to", const(0, node.dtype), shape=node.shape)
+def zeros(shape: Shape, dtype: str) -> Node:
+    """A constant 0 of this shape (a broadcast scalar: no memory, folds away)."""
+    return apply("broadcast_to", const(0, dtype), shape=tuple(shape))
 
 
 def _zero_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
     """Piecewise-constant ops: the gradient is zero, but it exists (torch gives zeros)."""
-    return tuple(zeros_like(i) for i in out.inputs)
+    return tuple(zeros(i.shape, i.dtype) for i in out.inputs)
 
 
 def _partials(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> tuple[sympy.Expr, ...]:
@@ -175,4 +176,3 @@ def _define() -> None:
 
 
 _define()
-ELEMENTWISE = tuple(p for p in REGISTRY.values() if p.kind == "elementwise")

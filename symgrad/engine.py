@@ -16,7 +16,7 @@ import numpy as np
 from .gradfn import grad_fn_class, is_grad_enabled, walk
 from .gradient import ValueSlot, gradients, rebind
 from .node import Node, leaf, topo_order
-from .registry import REGISTRY, apply
+from .registry import rebuild
 from .tensor import Size, Tensor
 
 _FREED = (
@@ -146,8 +146,7 @@ def _staged(roots: list[Node], seeds: list, hooked: list, create_graph: bool) ->
             if t._retains_grad:
                 _accumulate(t, grad)
         inputs = rebind(list(node.inputs), originals, stand_ins)
-        attrs = dict(zip(REGISTRY[node.op].attr_names, node.attrs))
-        root = apply(node.op, *inputs, **attrs)
+        root = rebuild(node, inputs)
         seed = np.ascontiguousarray(grad._value, dtype=node.dtype)
         for key, value in _stage([root], [seed], choose, None, create_graph).items():
             pending[key] = pending[key] + value if key in pending else value

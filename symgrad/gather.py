@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .node import Node, Shape, const
+from .elementwise import zeros
+from .node import Node, Shape
 from .registry import Primitive, apply, register
 
 
@@ -55,7 +56,7 @@ def _gather_shape(attrs: tuple, x: Shape, idx: Shape) -> Shape:
 
 def _gather_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
     x, idx = out.inputs  # d gather -> scatter-add the cotangent into zeros of x's shape
-    base = apply("broadcast_to", const(0.0, g.dtype), shape=x.shape)
+    base = zeros(x.shape, g.dtype)
     return (apply("scatter_add", base, idx, g, axis=out.attrs[0]), None)
 
 

@@ -21,7 +21,7 @@ from .cache import DEFAULT_CACHE, CodeCache
 from .differentiate import vjp
 from .lower import lower
 from .node import Node, const, leaf, structure_key, topo_order
-from .registry import REGISTRY, apply
+from .registry import rebuild
 from .rules import simplifier
 from .simplify import RewriteStats
 
@@ -177,6 +177,5 @@ def rebind(nodes: Sequence[Node | None], old: Sequence[Node], new: Sequence[Node
         if id(node) in memo or not node.inputs:
             memo.setdefault(id(node), node)
             continue
-        attrs = dict(zip(REGISTRY[node.op].attr_names, node.attrs))
-        memo[id(node)] = apply(node.op, *(memo[id(i)] for i in node.inputs), **attrs)
+        memo[id(node)] = rebuild(node, [memo[id(i)] for i in node.inputs])
     return [None if n is None else memo[id(n)] for n in nodes]

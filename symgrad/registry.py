@@ -7,7 +7,7 @@ added by `elementwise.py` and `structural.py`. Imports node.py only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,5 +65,6 @@ def apply(name: str, *inputs: Node, **attrs: Any) -> Node:
     return make(name, inputs, attr_tuple, shape, dtype)
 
 
-def attrs_of(node: Node) -> dict[str, Any]:
-    return dict(zip(REGISTRY[node.op].attr_names, node.attrs))
+def rebuild(node: Node, inputs: Sequence[Node]) -> Node:
+    """The node with the same op and attributes as `node`, over other inputs."""
+    return apply(node.op, *inputs, **dict(zip(REGISTRY[node.op].attr_names, node.attrs)))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .node import Node, const, topo_order
-from .registry import REGISTRY, apply
+from .registry import apply, rebuild
 
 Pattern = Any
 Bindings = dict[str, Any]
@@ -96,7 +96,7 @@ class Rewriter:
             if node.inputs:
                 inputs = tuple(memo[id(i)] for i in node.inputs)
                 if any(a is not b for a, b in zip(inputs, node.inputs)):
-                    node_ = apply(node.op, *inputs, **dict(zip(REGISTRY[node.op].attr_names, node.attrs)))
+                    node_ = rebuild(node, inputs)
                 else:
                     node_ = node
                 memo[id(node)] = self.rewrite(node_)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .elementwise import broadcast_shapes
+from .elementwise import broadcast_shapes, zeros
 from .node import Node, Shape, const
 from .registry import Primitive, apply, register
 
@@ -78,10 +78,6 @@ def spec_shape(spec: Spec) -> Shape:
 
 def keepdims_shape(shape: Shape, axes: tuple[int, ...]) -> Shape:
     return tuple(1 if d in axes else n for d, n in enumerate(shape))
-
-
-def zeros(shape: Shape, dtype: str) -> Node:
-    return apply("broadcast_to", const(0, dtype), shape=tuple(shape))
 
 
 def _reshape_shape(attrs: tuple, shape: Shape) -> Shape:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .node import Node, leaf, topo_order
+from .node import leaf, topo_order
 from .tensor import Tensor, _trace_state, tracing
 
 
@@ -90,7 +90,3 @@ def refuse(t: Tensor, what: str) -> None:
             "(static_argnums=...) if it should be a Python value, or replace the Python control "
             "flow by symgrad.where(condition, a, b)."
         )
-
-
-def arg_leaves(nodes: list[Node]) -> list[Node]:
-    return [n for n in topo_order(nodes) if n.op == "leaf" and isinstance(n.payload, ArgSlot)]
