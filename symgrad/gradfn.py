@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -109,9 +110,16 @@ _SAVES_NOTHING_PREFIXES = ("Add", "Sub", "Rsub", "Sum", "Mean", "View", "Unsquee
 
 
 class AccumulateGrad(GradFn):
+    """A leaf's record. It holds its tensor weakly (the tensor holds it), so that dropping a
+    leaf frees it at once instead of leaving a reference cycle for the garbage collector."""
+
     def __init__(self, variable: Any) -> None:
         super().__init__("leaf", (), ())
-        self.variable = variable
+        self._variable = weakref.ref(variable)
+
+    @property
+    def variable(self) -> Any:
+        return self._variable()
 
 
 _classes: dict[str, type] = {}

@@ -61,6 +61,26 @@ class ParamSlot:
         return t._value
 
 
+# ---- values the eager forward already computed --------------------------------------------
+
+SAVED_KINDS = frozenset({"matmul"})  # worth reading back instead of recomputing in backward
+_saved: weakref.WeakKeyDictionary[Node, tuple[np.ndarray, Any, int]] = weakref.WeakKeyDictionary()
+
+
+def save_value(node: Node, array: np.ndarray, storage: Any) -> None:
+    """Keep the eager value of an expensive node (a matmul), so that backward reads it
+    instead of computing it again; an in-place write to it afterwards (a new storage
+    version) makes backward recompute it."""
+    _saved[node] = (array, storage, storage.version)
+
+
+def _saved_value(node: Node) -> np.ndarray | None:
+    entry = _saved.get(node)
+    if entry is None or entry[1].version != entry[2]:
+        return None
+    return entry[0]
+
+
 @dataclass
 class GradientPlan:
     """What a cache entry holds: the simplified gradients and their compiled program."""
@@ -70,6 +90,7 @@ class GradientPlan:
     input_positions: list[int]  # which of those leaves the program reads
     compiled: Any
     stats: RewriteStats
+    saved: list[int]  # positions (in the key's node order) of saved values the program reads
     fast: Any = None  # the native entry, made on second use (False: not available)
     calls: int = 0
 
@@ -93,15 +114,22 @@ def symbolic_gradients(roots: Sequence[Node], seeds: Sequence[Node], wrt: Sequen
 
 
 def _build(roots: Sequence[Node], seeds: Sequence[Node], wrt: Sequence[Node], leaves: list[Node],
-           cache: CodeCache) -> GradientPlan:  # fmt: skip
+           saved: list[tuple[int, Node]], cache: CodeCache) -> GradientPlan:  # fmt: skip
+    """Differentiate, simplify, compile. Saved nodes become runtime inputs of the program:
+    where the simplified gradients read their values, they are not computed again."""
     grads, stats = symbolic_gradients(roots, seeds, wrt)
     present = [g for g in grads if g is not None]
+    if saved:
+        stand_ins = [leaf(n.shape, n.dtype, None) for _, n in saved]
+        present = rebind(present, [n for _, n in saved], stand_ins)
     reached = {id(n) for n in topo_order(present)}
     inputs = [k for k, n in enumerate(leaves) if id(n) in reached]
+    read = [k for k, s in enumerate(stand_ins) if id(s) in reached] if saved else []
     compiled = None
     if present:
-        compiled = cache.session.compile(lower(present, [leaves[k] for k in inputs]), name="backward")
-    return GradientPlan(grads, leaves, inputs, compiled, stats)
+        program_inputs = [leaves[k] for k in inputs] + [stand_ins[k] for k in read]
+        compiled = cache.session.compile(lower(present, program_inputs), name="backward")
+    return GradientPlan(grads, leaves, inputs, compiled, stats, [saved[k][0] for k in read])
 
 
 Seed = np.ndarray | Node | None
@@ -115,19 +143,26 @@ def seed_nodes(roots: Sequence[Node], seeds: Sequence[Seed]) -> list[Node]:
 
 def plan_for(roots: Sequence[Node], seeds: Sequence[Seed],
              wrt: Sequence[Node] | Callable[[list[Node]], list[Node]],
-             cache: CodeCache = DEFAULT_CACHE) -> tuple[GradientPlan, list[Node], list[Node]]:  # fmt: skip
-    """(plan, this graph's leaves, wrt): the cached or new plan for this graph's structure.
+             cache: CodeCache = DEFAULT_CACHE, use_saved: bool = True,
+             ) -> tuple[GradientPlan, list[Node], list[Node], list[Node]]:  # fmt: skip
+    """(plan, this graph's leaves, wrt, its nodes in key order): the cached or new plan for
+    this graph's structure.
 
-    `wrt` is a list of nodes, or a function choosing them from the graph's nodes.
+    `wrt` is a list of nodes, or a function choosing them from the graph's nodes. With
+    `use_saved`, nodes whose eager values were saved are read, not recomputed (which of
+    them is part of the key).
     """
     seed = seed_nodes(roots, seeds)
     key, order = structure_key([*roots, *(s for s in seed if s.op != "const")])
     wrt = list(wrt(order) if callable(wrt) else wrt)
     position = {id(n): k for k, n in enumerate(order)}  # a node outside the graph gets None
     leaves = [n for n in order if n.op == "leaf"]
-    full_key = ("gradient", key, tuple(position.get(id(w), -1) for w in wrt), tuple(_kind(s) for s in seeds))
-    plan = cache.get_or_build(full_key, lambda: _build(roots, seed, wrt, leaves, cache))
-    return plan, leaves, wrt
+    saved = [(k, n) for k, n in enumerate(order)
+             if n.op in SAVED_KINDS and _saved_value(n) is not None] if use_saved and _saved else []  # fmt: skip
+    full_key = ("gradient", key, tuple(position.get(id(w), -1) for w in wrt),
+                tuple(_kind(s) for s in seeds), tuple(k for k, _ in saved))  # fmt: skip
+    plan = cache.get_or_build(full_key, lambda: _build(roots, seed, wrt, leaves, saved, cache))
+    return plan, leaves, wrt, order
 
 
 def _kind(seed: Seed) -> str:
@@ -139,8 +174,11 @@ def gradients(roots: Sequence[Node], seeds: Sequence[Seed],
               create_graph: bool = False, cache: CodeCache = DEFAULT_CACHE,
               ) -> tuple[list[Node], list[np.ndarray | None], list[Node | None]]:  # fmt: skip
     """(wrt nodes, gradient arrays, symbolic gradients if create_graph) computed natively."""
-    plan, leaves, wrt = plan_for(roots, seeds, wrt, cache)
-    outs = iter(_run(plan, [leaves[k].payload.value() for k in plan.input_positions]))
+    # create_graph: the gradients are differentiated again, so nothing is frozen as a value
+    plan, leaves, wrt, order = plan_for(roots, seeds, wrt, cache, use_saved=not create_graph)
+    values = [leaves[k].payload.value() for k in plan.input_positions]
+    values += [_saved_value(order[k]) for k in plan.saved]
+    outs = iter(_run(plan, values))
     arrays = [None if g is None else next(outs).reshape(w.shape).astype(w.dtype, copy=False)
               for g, w in zip(plan.gradients, wrt)]  # fmt: skip
     symbolic = rebind(plan.gradients, plan.leaves, leaves) if create_graph else [None] * len(wrt)
@@ -164,8 +202,8 @@ def _run(plan: GradientPlan, values: list[np.ndarray]) -> list[np.ndarray]:
             return [result] if isinstance(result, np.ndarray) else list(result)
         except (TypeError, ValueError):
             pass  # a view, another dtype: the checked Python path converts
-    leaves = [plan.leaves[k] for k in plan.input_positions]
-    args = [np.ascontiguousarray(v, dtype=n.dtype).reshape(-1) for v, n in zip(values, leaves)]
+    dtypes = [plan.leaves[k].dtype for k in plan.input_positions] + [v.dtype for v in values[len(plan.input_positions):]]
+    args = [np.ascontiguousarray(v, dtype=d).reshape(-1) for v, d in zip(values, dtypes)]
     return plan.compiled(args)
 
 

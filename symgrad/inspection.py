@@ -142,7 +142,7 @@ def _inspect_tensor(t: Tensor, names: Names, name: str | None) -> Inspection:
         symbols[id(seed)] = sympy.Symbol("g")
     _, order = structure_key([t._node] + ([seed] if seed.op == "leaf" else []))
     params = params_of(order)
-    plan, _, _ = plan_for([t._node], [seed_array], params_of)
+    plan, *_ = plan_for([t._node], [seed_array], params_of)
     clock.lap("compile (cached)")
     return _report(name or names(t), formula, t._node, seed, params, symbols, clock, plan.compiled,
                    f"structure of {len(order)} nodes")  # fmt: skip

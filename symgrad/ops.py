@@ -15,7 +15,7 @@ import numpy as np
 
 from . import dtypes
 from .gradfn import make_grad_fn
-from .gradient import ValueSlot
+from .gradient import SAVED_KINDS, ValueSlot, save_value
 from .node import Node, const, leaf
 from .registry import REGISTRY, apply
 from .tensor import Tensor, grad_enabled_for, tracing
@@ -95,6 +95,8 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
     if grad_enabled_for(*operands):
         nodes = [o.graph_node() if k in index else _node(o, dt) for k, o in enumerate(operands)]
         result._node = apply(name, *nodes, **attrs)
+        if name in SAVED_KINDS and not tracing():
+            save_value(result._node, result._value, result._storage)
     return result
 
 

@@ -225,6 +225,20 @@ def check(got, want):
         np.testing.assert_allclose(np.asarray(got, dtype=np.float64), np.asarray(want), rtol=1e-5, atol=1e-6)
 
 
+@case([[2.0, 2.0], [1.0, 1 - np.tanh(1.0) ** 2]])
+def matmul_output_written_in_place_after_forward(lib):
+    """tanh saves its output, not its input: writing into z afterwards does not change the
+    gradient (symgrad reads z's saved value only while z is unmodified)."""
+    x = lib.tensor([[1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    w = lib.tensor([[0.0, 0.0], [0.0, 0.0]], requires_grad=True)
+    z = x @ w
+    loss = (z + lib.tensor([[0.0, 0.0], [0.0, 1.0]])).tanh().sum() + (z * lib.tensor([[1.0, 1.0], [0.0, 0.0]])).sum()
+    with lib.no_grad():
+        z.add_(100.0)
+    loss.backward()
+    return (arr(w.grad),)
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_symgrad(name):
     fn, expected = CASES[name]
@@ -250,3 +264,29 @@ def test_higher_order_is_compiled():
     assert after["compiles"] - before["compiles"] <= 2  # first and second derivative, once each
     t = np.tanh([0.5, 1.5])
     np.testing.assert_allclose(h.numpy(), -2 * t * (1 - t**2), rtol=1e-5)
+
+
+def test_backward_reads_saved_matmul_values():
+    """The eager forward's matmul results are inputs of the backward program (not recomputed),
+    and the gradients still match numpy."""
+    from symgrad.gradient import plan_for
+
+    rng = np.random.default_rng(3)
+    X, W, V = rng.standard_normal((5, 4)), rng.standard_normal((4, 3)), rng.standard_normal((3, 2))
+    w, v = symgrad.tensor(W, requires_grad=True), symgrad.tensor(V, requires_grad=True)
+    loss = ((symgrad.tensor(X) @ w).tanh() @ v).sin().sum()
+    plan, *_ = plan_for([loss._node], [None], lambda order: [n for n in order if n.op == "leaf" and n.payload.is_param])
+    assert len(plan.saved) == 2  # both matmul results
+    assert "matmul" not in [s.op for s in plan.gradients[0].inputs]  # sanity: a gradient exists
+    loss.backward()
+    A = np.tanh(X @ W)
+    dP = np.cos(A @ V)
+    np.testing.assert_allclose(v.grad.numpy(), A.T @ dP, rtol=1e-12)
+    np.testing.assert_allclose(w.grad.numpy(), X.T @ ((dP @ V.T) * (1 - A**2)), rtol=1e-12)
+    w.grad = None  # the same without saved values: the same gradients
+    loss2 = ((symgrad.tensor(X) @ w).tanh() @ v).sin().sum()
+    plan2, *_ = plan_for([loss2._node], [None], lambda order: [n for n in order if n.op == "leaf" and n.payload.is_param],
+                         use_saved=False)
+    assert plan2.saved == []
+    loss2.backward()
+    np.testing.assert_allclose(w.grad.numpy(), X.T @ ((dP @ V.T) * (1 - A**2)), rtol=1e-12)
