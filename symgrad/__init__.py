@@ -19,8 +19,6 @@ from .discrete import (all, any, argsort, bitwise_and, bitwise_not, bitwise_or, 
                        floor_divide, logical_and, logical_not, logical_or, logical_xor, nonzero,
                        remainder, sort, topk)  # fmt: skip
 from .index_ops import gather, index_select, masked_select
-from .inspection import inspect
-from .sympy_io import elementwise, from_sympy, to_sympy
 from .linalg import bmm, dot, einsum, matmul, mm, mv, outer
 from .ops import (abs, acos, add, allclose, equal, isclose, asin, atan, atan2, ceil, clamp, cos, cosh, div, eq, erf, exp,
                   exp2, expm1, floor, ge, gt, isfinite, isinf, isnan, le, lerp, log, log1p, log2,
@@ -63,6 +61,29 @@ def cache_info() -> dict:
 def clear_cache() -> None:
     """Drop every compiled specialisation and reset the statistics."""
     _DEFAULT_CACHE.clear()
+
+
+_LAZY = {"inspect": "inspection", "from_sympy": "sympy_io", "to_sympy": "sympy_io"}
+
+
+def elementwise(fn=None, *, name=None):  # noqa: ANN001 - symgrad.sympy_io.elementwise's signature
+    """Define an elementwise op from a sympy expression (see symgrad.sympy_io.elementwise);
+    a function here, not the submodule of that name, which sympy would be imported with."""
+    from .sympy_io import elementwise as define
+
+    return define(fn, name=name)
+
+
+def __getattr__(name: str) -> object:
+    """inspect, from_sympy, to_sympy: imported on first use, with sympy
+    (which `import symgrad` does not load)."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'symgrad' has no attribute {name!r}")
 
 
 def numel(t_: Tensor) -> int:

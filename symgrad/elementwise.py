@@ -1,25 +1,30 @@
 """Elementwise primitives, each defined once by a sympy expression.
 
-The derivative of every record comes from `sympy.diff` (computed once, when the
-registry is built) and is turned into nodes of the op vocabulary by
-`from_sympy`. Broadcasting follows numpy; summing broadcast dimensions back is
-the differentiation driver's job. Imports registry.py and node.py.
+A definition is sympy source text over x, y, z (so that importing symgrad does not
+import sympy). Its derivatives come from `sympy.diff`, turned into nodes of the op
+vocabulary by `symbolic.from_sympy`: derive.py does that once and writes the result
+to derived.py as node templates, which the vjps here instantiate; a definition that
+the table does not match (edited, or user-defined) is derived with sympy on first
+use. Broadcasting follows numpy; summing broadcast dimensions back is the
+differentiation driver's job. Imports registry.py and node.py.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import sympy
-from sympy.codegen import cfunctions as cf
 
+from . import derived
 from .node import Node, Shape, const
 from .registry import Primitive, apply, register
-from .symbolic import FUNCTIONS, from_sympy
 
-X, Y, Z = sympy.symbols("x y z", real=True)
+SYMBOLS = ("x", "y", "z")
 
 
 def broadcast_shapes(*shapes: Shape) -> Shape:
@@ -41,17 +46,71 @@ def _numpy(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     return evaluate
 
 
-# ---- the records ----------------------------------------------------------------------
+# ---- definitions and their derived templates ---------------------------------------------
 
 
-def _vjp_from_partials(partials: tuple[sympy.Expr, ...], symbols: tuple[sympy.Symbol, ...]):
+@dataclass(frozen=True)
+class Definition:
+    """What derive.py needs to derive a record: `expr` is sympy source text (built-in
+    records) or a sympy expression (user-defined ones); `mask` pairs a symbol with a
+    condition under which its partial is taken as 0 (torch's convention where the
+    formula would give 0 * inf); `grad` is "sympy", "zero" or None."""
+
+    expr: Any
+    arity: int
+    expansion: Any = None  # what to lower instead, for records without an opcode
+    mask: tuple[tuple[str, str], ...] = ()
+    grad: str | None = "sympy"
+
+    def key(self) -> str:
+        """Names everything the derived templates depend on (derived.py is checked against it)."""
+        return f"{self.expr}|{self.arity}|{self.expansion}|{self.mask}|{self.grad}"
+
+
+DEFINITIONS: dict[str, Definition] = {}
+_templates: dict[str, tuple] = {}  # name -> (partials, expansion), from derived.py or sympy
+_lock = threading.Lock()
+
+
+def templates(name: str) -> tuple:
+    """(one template or None per input, the expansion's template or None) for `name`."""
+    found = _templates.get(name)
+    if found is None:
+        definition = DEFINITIONS[name]
+        stored = derived.TABLE.get(name)
+        if stored is not None and stored[0] == definition.key():
+            found = stored[1:]
+        else:  # not in the generated table: derive it now (this imports sympy)
+            from .derive import derive
+
+            found = derive(definition)
+        with _lock:
+            found = _templates.setdefault(name, found)
+    return found
+
+
+def instantiate(template: tuple, inputs: tuple[Node, ...], dtype: str) -> Node:
+    """The nodes a template describes, over `inputs`, with constants in `dtype`."""
+    head = template[0]
+    if head == "arg":
+        return inputs[template[1]]
+    if head == "const":
+        return const(template[1], dtype)
+    return apply(head, *(instantiate(t, inputs, dtype) for t in template[1:]))
+
+
+def _derived_vjp(name: str):
     def vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
-        env = dict(zip(symbols, out.inputs))
-        return tuple(
-            None if p == 0 else apply("mul", g, from_sympy(p, env, out.dtype)) for p in partials
-        )
+        partials = templates(name)[0]
+        return tuple(None if p is None else apply("mul", g, instantiate(p, out.inputs, out.dtype))
+                     for p in partials)  # fmt: skip
 
     return vjp
+
+
+def expand(node: Node) -> Node:
+    """An elementwise node without an opcode, written with primitives that have one."""
+    return instantiate(templates(node.op)[1], node.inputs, node.dtype)
 
 
 def zeros(shape: Shape, dtype: str) -> Node:
@@ -64,66 +123,49 @@ def _zero_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
     return tuple(zeros(i.shape, i.dtype) for i in out.inputs)
 
 
-def _partials(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> tuple[sympy.Expr, ...]:
-    # DiracDelta is the derivative of a step: zero almost everywhere, as torch takes it.
-    # powsimp turns x**y*y/x into y*x**(y - 1), which is finite at x = 0 (as in torch).
-    return tuple(sympy.powsimp(sympy.diff(expr, s)).replace(sympy.DiracDelta, lambda *a: 0) for s in symbols)
+def _arity(expr: Any) -> int:
+    text = str(expr)
+    return max((k + 1 for k, s in enumerate(SYMBOLS) if _mentions(text, s)), default=1)
 
 
-def elementwise(name: str, expr: sympy.Expr, fn: Callable, *, opcode: str | None = None,
-                expansion: sympy.Expr | None = None, grad: str | None = "sympy",
-                domain: tuple[float, float] = (-2.0, 2.0), mask: dict | None = None,
+def _mentions(text: str, symbol: str) -> bool:
+    return re.search(rf"\b{symbol}\b", text) is not None
+
+
+def elementwise(name: str, expr: Any, fn: Callable, *, opcode: str | None = None,
+                expansion: Any = None, grad: str | None = "sympy",
+                domain: tuple[float, float] = (-2.0, 2.0), mask: dict[str, str] | None = None,
                 arity: int | None = None) -> Primitive:  # fmt: skip
-    """Register `name`, defined by `expr` over x, y, z; `grad` is "sympy", "zero" or None.
-
-    `mask` maps a symbol to a condition under which its partial is taken as 0 (torch's
-    convention where the formula would give 0 * inf).
-    """
-    symbols = (X, Y, Z)[:arity] if arity else tuple(s for s in (X, Y, Z) if s in expr.free_symbols) or (X,)
-    partials = _partials(expr, symbols)
-    if mask:
-        partials = tuple(sympy.Piecewise((0, mask[s]), (p, True)) if s in mask else p
-                         for s, p in zip(symbols, partials))  # fmt: skip
-    vjp = {"sympy": lambda: _vjp_from_partials(partials, symbols),
-           "zero": lambda: _zero_vjp, None: lambda: None}[grad]()  # fmt: skip
+    """Register `name`, defined by `expr` over x, y, z (sympy source text, or a sympy
+    expression); `grad` is "sympy", "zero" or None; `mask` maps a symbol's name to a
+    condition under which its partial is taken as 0."""
+    definition = Definition(expr, arity or _arity(expr),
+                            expansion if expansion is not None else (None if opcode else expr),
+                            tuple(sorted((mask or {}).items())), grad)  # fmt: skip
+    DEFINITIONS[name] = definition
+    vjp = {"sympy": lambda: _derived_vjp(name), "zero": lambda: _zero_vjp, None: lambda: None}[grad]()
     prim = Primitive(
-        name=name, arity=len(symbols), kind="elementwise",
+        name=name, arity=definition.arity, kind="elementwise",
         shape_rule=lambda attrs, *shapes: broadcast_shapes(*shapes),
-        evaluate=_numpy(fn), vjp=vjp,
-        to_sympy=lambda node, *args: expr.xreplace(dict(zip(symbols, args))),
-        expr=expr, opcode=opcode, domain=domain,
-        expansion=expansion if expansion is not None else (None if opcode else expr),
+        evaluate=_numpy(fn), vjp=vjp, to_sympy=_printer(name),
+        expr=expr, opcode=opcode, domain=domain, expansion=definition.expansion,
     )  # fmt: skip
-    if isinstance(expr, sympy.Function) and expr.args == symbols:
-        FUNCTIONS[type(expr)] = name
     return register(prim)
 
 
-class sigmoid(sympy.Function):  # noqa: N801 - prints as sigmoid(x)
-    def fdiff(self, argindex: int = 1) -> sympy.Expr:
-        return sigmoid(self.args[0]) * (1 - sigmoid(self.args[0]))
+def _printer(name: str) -> Callable[..., Any]:
+    def to_sympy(node: Node, *args: Any) -> Any:
+        from .derive import definition
 
-    def _eval_evalf(self, prec: int) -> sympy.Expr:
-        return (1 / (1 + sympy.exp(-self.args[0])))._eval_evalf(prec)
+        return definition(name).xreplace(dict(zip(_sympy_symbols(), args)))
 
-
-class relu(sympy.Function):  # noqa: N801
-    def fdiff(self, argindex: int = 1) -> sympy.Expr:
-        return sympy.Heaviside(self.args[0], 0)  # torch: relu'(0) = 0
-
-    def _eval_evalf(self, prec: int) -> sympy.Expr:
-        return sympy.Max(self.args[0], 0)._eval_evalf(prec)
+    return to_sympy
 
 
-class norm_sqrt(sympy.Function):  # noqa: N801
-    """sqrt whose derivative at 0 is 0, not inf: a zero vector's norm has gradient 0 (torch)."""
+def _sympy_symbols() -> tuple:
+    from .derive import X, Y, Z
 
-    def fdiff(self, argindex: int = 1) -> sympy.Expr:
-        x = self.args[0]
-        return sympy.Piecewise((1 / (2 * sympy.sqrt(x)), x > 0), (0, True))
-
-    def _eval_evalf(self, prec: int) -> sympy.Expr:
-        return sympy.sqrt(self.args[0])._eval_evalf(prec)
+    return X, Y, Z
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -133,46 +175,43 @@ def _erf(x: np.ndarray) -> np.ndarray:
 def _define() -> None:
     positive = {"log", "sqrt", "pow", "log2", "log10"}
     for name, expr, fn in [
-        ("add", X + Y, np.add), ("sub", X - Y, np.subtract), ("mul", X * Y, np.multiply),
-        ("div", X / Y, np.divide), ("pow", X**Y, np.power), ("neg", -X, np.negative),
-        ("exp", sympy.exp(X), np.exp), ("log", sympy.log(X), np.log),
-        ("sqrt", sympy.sqrt(X), np.sqrt), ("sin", sympy.sin(X), np.sin),
-        ("cos", sympy.cos(X), np.cos), ("tan", sympy.tan(X), np.tan),
-        ("tanh", sympy.tanh(X), np.tanh), ("abs", sympy.Abs(X), np.abs),
-        ("exp2", cf.exp2(X), np.exp2), ("log2", cf.log2(X), np.log2),
-        ("log10", cf.log10(X), np.log10), ("log1p", cf.log1p(X), np.log1p),
-        ("expm1", cf.expm1(X), np.expm1), ("asin", sympy.asin(X), np.arcsin),
-        ("acos", sympy.acos(X), np.arccos), ("atan", sympy.atan(X), np.arctan),
-        ("sinh", sympy.sinh(X), np.sinh), ("cosh", sympy.cosh(X), np.cosh),
-        ("erf", sympy.erf(X), _erf), ("atan2", sympy.atan2(X, Y), np.arctan2),
-        ("maximum", sympy.Max(X, Y), np.maximum), ("minimum", sympy.Min(X, Y), np.minimum),
+        ("add", "x + y", np.add), ("sub", "x - y", np.subtract), ("mul", "x*y", np.multiply),
+        ("div", "x/y", np.divide), ("pow", "x**y", np.power), ("neg", "-x", np.negative),
+        ("exp", "exp(x)", np.exp), ("log", "log(x)", np.log),
+        ("sqrt", "sqrt(x)", np.sqrt), ("sin", "sin(x)", np.sin),
+        ("cos", "cos(x)", np.cos), ("tan", "tan(x)", np.tan),
+        ("tanh", "tanh(x)", np.tanh), ("abs", "Abs(x)", np.abs),
+        ("exp2", "exp2(x)", np.exp2), ("log2", "log2(x)", np.log2),
+        ("log10", "log10(x)", np.log10), ("log1p", "log1p(x)", np.log1p),
+        ("expm1", "expm1(x)", np.expm1), ("asin", "asin(x)", np.arcsin),
+        ("acos", "acos(x)", np.arccos), ("atan", "atan(x)", np.arctan),
+        ("sinh", "sinh(x)", np.sinh), ("cosh", "cosh(x)", np.cosh),
+        ("erf", "erf(x)", _erf), ("atan2", "atan2(x, y)", np.arctan2),
+        ("maximum", "Max(x, y)", np.maximum), ("minimum", "Min(x, y)", np.minimum),
     ]:
         domain = (0.2, 2.0) if name in positive else (-0.9, 0.9) if name in ("asin", "acos") else (
             (-1.2, 1.2) if name == "tan" else (-0.5, 2.0) if name == "log1p" else (-2.0, 2.0))
         opcode = {"maximum": "max", "minimum": "min"}.get(name, name)
         # torch's pow: d/dx is 0 where y == 0, d/dy is 0 where x == 0 and y >= 0 (not 0 * inf)
-        mask = {X: sympy.Eq(Y, 0), Y: sympy.And(sympy.Eq(X, 0), Y >= 0)} if name == "pow" else None
+        mask = {"x": "Eq(y, 0)", "y": "And(Eq(x, 0), y >= 0)"} if name == "pow" else None
         elementwise(name, expr, fn, opcode=opcode, domain=domain, mask=mask)
-    elementwise("sigmoid", sigmoid(X), lambda x: 1 / (1 + np.exp(-x)), expansion=1 / (1 + sympy.exp(-X)))
-    elementwise("norm_sqrt", norm_sqrt(X), np.sqrt, expansion=sympy.sqrt(X), domain=(0.2, 2.0))
-    elementwise("relu", relu(X), lambda x: np.maximum(x, 0), expansion=sympy.Max(X, 0))
-    elementwise("where", sympy.Piecewise((Y, sympy.Ne(X, 0)), (Z, True)),
-                lambda c, a, b: np.where(c != 0, a, b), opcode="select")
+    elementwise("sigmoid", "sigmoid(x)", lambda x: 1 / (1 + np.exp(-x)), expansion="1/(1 + exp(-x))")
+    elementwise("norm_sqrt", "norm_sqrt(x)", np.sqrt, expansion="sqrt(x)", domain=(0.2, 2.0))
+    elementwise("relu", "relu(x)", lambda x: np.maximum(x, 0), expansion="Max(x, 0)")
+    elementwise("where", "Piecewise((y, Ne(x, 0)), (z, True))", lambda c, a, b: np.where(c != 0, a, b),
+                opcode="select")  # fmt: skip
     for name, fn in [("floor", np.floor), ("ceil", np.ceil), ("round", np.round), ("trunc", np.trunc)]:
-        elementwise(name, sympy.Function(name)(X), fn, opcode=name, grad="zero")
-    elementwise("sign", sympy.sign(X), np.sign, grad="zero")
+        elementwise(name, f"{name}(x)", fn, opcode=name, grad="zero")  # undefined sympy functions
+    elementwise("sign", "sign(x)", np.sign, grad="zero")
     for name, fn in [("isnan", np.isnan), ("isinf", np.isinf)]:
-        elementwise(name, sympy.Function(name)(X), lambda x, fn=fn: fn(x).astype(x.dtype),
-                    opcode=name, grad=None)  # fmt: skip
+        elementwise(name, f"{name}(x)", lambda x, fn=fn: fn(x).astype(x.dtype), opcode=name, grad=None)
     for name, relation, fn in [
-        ("gt", sympy.StrictGreaterThan, np.greater), ("lt", sympy.StrictLessThan, np.less),
-        ("ge", sympy.GreaterThan, np.greater_equal), ("le", sympy.LessThan, np.less_equal),
-        ("eq", sympy.Eq, np.equal), ("ne", sympy.Ne, np.not_equal),
+        ("gt", "x > y", np.greater), ("lt", "x < y", np.less), ("ge", "x >= y", np.greater_equal),
+        ("le", "x <= y", np.less_equal), ("eq", "Eq(x, y)", np.equal), ("ne", "Ne(x, y)", np.not_equal),
     ]:
         # Comparisons yield 1.0 / 0.0 in the float dtype; they are not differentiable.
-        expr = sympy.Piecewise((1, relation(X, Y)), (0, True))
-        elementwise(name, expr, lambda a, b, fn=fn: fn(a, b).astype(np.result_type(a, b)),
-                    opcode=name, grad=None)  # fmt: skip
+        elementwise(name, f"Piecewise((1, {relation}), (0, True))",
+                    lambda a, b, fn=fn: fn(a, b).astype(np.result_type(a, b)), opcode=name, grad=None)  # fmt: skip
 
 
 _define()

@@ -10,11 +10,9 @@ from typing import Any
 import numpy as np
 import sympy
 
-from .matmul import MatMul
 from .node import Node, topo_order
-from .reduce import Sum
 from .registry import REGISTRY
-from .structural import Reduce, Setitem, Subscript
+from .sympy_forms import MatMul, Reduce, Setitem, Subscript, Sum
 from .tensor import Tensor
 
 _MAX_EVALUATED = 200  # records; above this sympy builds formulas unevaluated (it is slow)

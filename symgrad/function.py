@@ -12,12 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import sympy
 
 from .gradfn import enable_grad, grad_fn_class, is_grad_enabled, no_grad
 from .gradient import ValueSlot, rebind
 from .node import Node, leaf, structure_key
-from .registry import Primitive, register
+from .registry import Primitive, forms, register
 from .tensor import Tensor, tracing
 
 TEMPLATES: dict[tuple, tuple[list[Node | None], list[Node]]] = {}  # key -> (grads, template leaves)
@@ -138,17 +137,13 @@ def _custom_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
     return (None, *(next(tensor_grads) for _ in range(n_inputs)), *([None] * (len(out.inputs) - 1 - n_inputs)))
 
 
-class CustomFunction(sympy.Function):
-    pass
-
-
 register(Primitive(
     name="custom", arity=-1, kind="view", attr_names=("key", "n_inputs"),
     shape_rule=lambda a, value, *rest: value,
     dtype_rule=lambda a, value, *rest: value.dtype,
     evaluate=lambda a, value, *rest: value,
     vjp=_custom_vjp,
-    to_sympy=lambda n, value, *rest: CustomFunction(*rest[: n.attrs[1]]),
+    to_sympy=lambda n, value, *rest: forms().CustomFunction(*rest[: n.attrs[1]]),
 ))  # fmt: skip
 
 

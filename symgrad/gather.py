@@ -9,19 +9,10 @@ Imports registry.
 from __future__ import annotations
 
 import numpy as np
-import sympy
 
 from .elementwise import zeros
 from .node import Node, Shape
-from .registry import Primitive, apply, register
-
-
-class Gather(sympy.Function):
-    pass
-
-
-class ScatterAdd(sympy.Function):
-    pass
+from .registry import Primitive, apply, forms, register
 
 
 def _gather_eval(attrs: tuple, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -69,7 +60,7 @@ register(Primitive(
     name="gather", arity=2, kind="gather", attr_names=("axis",),
     shape_rule=_gather_shape, dtype_rule=lambda a, x, idx: x.dtype,
     evaluate=_gather_eval, vjp=_gather_vjp,
-    to_sympy=lambda n, x, idx: Gather(x, idx),
+    to_sympy=lambda n, x, idx: forms().Gather(x, idx),
     examples=({"shapes": [(3, 4), (3, 5)], "axis": 1, "index_of": 1},
               {"shapes": [(4, 3), (2, 3)], "axis": 0, "index_of": 1}),
 ))  # fmt: skip
@@ -78,6 +69,6 @@ register(Primitive(
     name="scatter_add", arity=3, kind="scatter", attr_names=("axis",),
     shape_rule=lambda a, base, idx, src: base, dtype_rule=lambda a, base, idx, src: base.dtype,
     evaluate=_scatter_add_eval, vjp=_scatter_add_vjp,
-    to_sympy=lambda n, base, idx, src: ScatterAdd(base, idx, src),
+    to_sympy=lambda n, base, idx, src: forms().ScatterAdd(base, idx, src),
     examples=({"shapes": [(3, 4), (3, 5), (3, 5)], "axis": 1, "index_of": 1},),
 ))  # fmt: skip

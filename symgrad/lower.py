@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .compiler.program import Buffer, Fill, Instr, KernelProgram, Loop, Matmul, Store
+from .elementwise import expand
 from .maps import (
     Map,
     access,
@@ -30,7 +31,6 @@ from .maps import (
 from .node import Node, Shape, topo_order
 from .reduce import ACCUMULATE
 from .registry import REGISTRY
-from .symbolic import from_sympy
 
 # Kinds whose nodes always get a buffer, and the inputs that must be buffers too.
 BUFFERED_KINDS = ("reduce", "setitem", "scatter", "matmul", "cast")
@@ -326,7 +326,7 @@ class Lowering:
         prim = REGISTRY[node.op]
         if prim.kind == "elementwise" and prim.opcode is None:
             # kept alive (and reused): memo keys hold node ids, which must not be recycled
-            expanded = self.expanded.setdefault(id(node), expand_elementwise(node))
+            expanded = self.expanded.setdefault(id(node), expand(node))
             return [(expanded, amap)], lambda v: v[0]
         if prim.kind == "elementwise":
             args = [(i, broadcast_map(amap, i.shape, node.shape, rank)) for i in node.inputs]
@@ -361,13 +361,6 @@ class Lowering:
         base = access(self._buffer_under(x), x.shape, zero_row(amap, body.rank, axis), body.rank)
         return Instr("gather", (index,), load=body.load_index(base),
                      stride=contiguous_strides(x.shape)[axis], bound=x.shape[axis])  # fmt: skip
-
-
-def expand_elementwise(node: Node) -> Node:
-    """An elementwise node without an opcode, rewritten into primitives that have one."""
-    prim = REGISTRY[node.op]
-    symbols = sorted(prim.expr.free_symbols, key=lambda s: s.name)
-    return from_sympy(prim.expansion, dict(zip(symbols, node.inputs)), node.dtype)
 
 
 def lower(outputs: Sequence[Node], inputs: Sequence[Node]) -> KernelProgram:

@@ -8,17 +8,9 @@ a BLAS gemm call from the generated code. Imports registry and structural.
 from __future__ import annotations
 
 import numpy as np
-import sympy
 
 from .node import Node, Shape
-from .registry import Primitive, apply, register
-
-
-class MatMul(sympy.Function):
-    def _sympystr(self, printer) -> str:
-        a, b = (printer.doprint(x) if x.is_Atom or isinstance(x, sympy.Function) else
-                f"({printer.doprint(x)})" for x in self.args)  # fmt: skip
-        return f"{a} @ {b}"
+from .registry import Primitive, apply, forms, register
 
 
 def transpose_last(x: Node) -> Node:
@@ -44,7 +36,7 @@ def _vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
 register(Primitive(
     name="matmul", arity=2, kind="matmul",
     shape_rule=_shape, evaluate=lambda a, x, y: np.matmul(x, y), vjp=_vjp,
-    to_sympy=lambda n, x, y: MatMul(x, y),
+    to_sympy=lambda n, x, y: forms().MatMul(x, y),
     examples=({"shapes": [(3, 4), (4, 5)]}, {"shapes": [(2, 3, 4), (4, 2)]},
               {"shapes": [(2, 3, 4), (2, 4, 5)]}, {"shapes": [(1, 4), (4, 1)]}),
 ))  # fmt: skip

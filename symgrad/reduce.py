@@ -8,31 +8,14 @@ amax/amin split the gradient evenly among ties, as torch does. Imports registry.
 from __future__ import annotations
 
 import numpy as np
-import sympy
 
 from .node import Node, Shape
-from .registry import Primitive, apply, register
-from .structural import Reduce, keepdims_shape
+from .registry import Primitive, apply, forms, register
+from .structural import keepdims_shape
 
 # primitive -> (store mode, fill value)
 ACCUMULATE = {"sum": ("sum", 0.0), "prod": ("prod", 1.0),
               "amax": ("max", -np.inf), "amin": ("min", np.inf)}  # fmt: skip
-
-
-class Sum(Reduce):
-    pass
-
-
-class Prod(Reduce):
-    pass
-
-
-class Amax(Reduce):
-    pass
-
-
-class Amin(Reduce):
-    pass
 
 
 def _shape(attrs: tuple, shape: Shape) -> Shape:
@@ -66,10 +49,9 @@ def _extreme_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
     return (apply("mul", hit, expand_back(share, x, *out.attrs)),)
 
 
-def _reducer(name: str, fn, vjp, printer: type) -> None:
-    def to_sympy(node: Node, x: sympy.Expr) -> sympy.Expr:
-        axes = node.attrs[0]
-        return printer(x, sympy.S.true if len(axes) == node.inputs[0].ndim else sympy.Tuple(*axes))
+def _reducer(name: str, fn, vjp) -> None:
+    def to_sympy(node: Node, x: object) -> object:
+        return forms().reduction(name, x, node.attrs[0], node.inputs[0].ndim)
 
     register(Primitive(
         name=name, arity=1, kind="reduce", attr_names=("axes", "keepdims"),
@@ -83,7 +65,7 @@ def _reducer(name: str, fn, vjp, printer: type) -> None:
     ))  # fmt: skip
 
 
-_reducer("sum", np.sum, _sum_vjp, Sum)
-_reducer("prod", np.prod, _prod_vjp, Prod)
-_reducer("amax", np.max, _extreme_vjp, Amax)
-_reducer("amin", np.min, _extreme_vjp, Amin)
+_reducer("sum", np.sum, _sum_vjp)
+_reducer("prod", np.prod, _prod_vjp)
+_reducer("amax", np.max, _extreme_vjp)
+_reducer("amin", np.min, _extreme_vjp)

@@ -40,6 +40,13 @@ class Primitive:
 REGISTRY: dict[str, Primitive] = {}
 
 
+def forms() -> Any:
+    """The sympy classes printers build (sympy_forms.py: imported when a formula is printed)."""
+    from . import sympy_forms
+
+    return sympy_forms
+
+
 def register(prim: Primitive) -> Primitive:
     if prim.name in REGISTRY:
         raise ValueError(f"primitive {prim.name!r} registered twice")

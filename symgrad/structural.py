@@ -8,47 +8,12 @@ show these ops at the tensor level. Imports registry.py and node.py.
 from __future__ import annotations
 
 import numpy as np
-import sympy
 
 from .elementwise import broadcast_shapes, zeros
 from .node import Node, Shape, const
-from .registry import Primitive, apply, register
+from .registry import Primitive, apply, forms, register
 
 Spec = tuple  # tuple[int | tuple[int, int, int], ...]
-
-
-class Reduce(sympy.Function):  # subclasses name the reduction: sum, prod, amax, ...
-    """`sum(x)` / `sum(x, dim=(0,))` in printed formulas."""
-
-    def _sympystr(self, printer) -> str:
-        arg, dims = self.args
-        name = self.__class__.__name__.lower()
-        extra = "" if dims == sympy.S.true else f", dim={dims}"
-        return f"{name}({printer.doprint(arg)}{extra})"
-
-
-class Subscript(sympy.Function):
-    """`x[0, 1:3]` in printed formulas; the index is carried as a symbol's name."""
-
-    def _sympystr(self, printer) -> str:
-        arg, index = self.args
-        text = printer.parenthesize(arg, 1000) if not arg.is_Atom else printer.doprint(arg)
-        return f"{text}[{index.name}]"
-
-
-class Permute(sympy.Function):
-    def _sympystr(self, printer) -> str:
-        arg, perm = self.args
-        if tuple(perm)[-2:] == (len(perm) - 1, len(perm) - 2):
-            text = printer.doprint(arg) if arg.is_Atom else f"({printer.doprint(arg)})"
-            return f"{text}.T"
-        return f"permute({printer.doprint(arg)}, {tuple(perm)})"
-
-
-class Setitem(sympy.Function):
-    def _sympystr(self, printer) -> str:
-        base, value, index = self.args
-        return f"setitem({printer.doprint(base)}, [{index.name}], {printer.doprint(value)})"
 
 
 def spec_to_numpy(spec: Spec) -> tuple:
@@ -108,13 +73,8 @@ def _setitem_eval(attrs: tuple, base: np.ndarray, value: np.ndarray) -> np.ndarr
     return out
 
 
-def _dims(node: Node) -> sympy.Basic:
-    axes = node.attrs[0]
-    return sympy.S.true if len(axes) == node.inputs[0].ndim else sympy.Tuple(*axes)
-
-
-def _index_name(spec: Spec) -> sympy.Symbol:
-    return sympy.Symbol(spec_to_str(spec))
+def _index_name(spec: Spec) -> object:
+    return forms().index_symbol(spec_to_str(spec))
 
 
 register(Primitive(
@@ -142,7 +102,7 @@ register(Primitive(
     # d x[i] -> scatter the cotangent into zeros of x's shape
     vjp=lambda g, out: (apply("setitem", zeros(out.inputs[0].shape, g.dtype), g,
                               spec=out.attrs[0]),),
-    to_sympy=lambda n, x: Subscript(x, _index_name(n.attrs[0])),
+    to_sympy=lambda n, x: forms().Subscript(x, _index_name(n.attrs[0])),
     examples=({"shapes": [(4, 5)], "spec": (1, (0, 2, 3))}, {"shapes": [(4, 5)], "spec": ((1, 1, 2), 3)}),
 ))  # fmt: skip
 
@@ -153,7 +113,7 @@ register(Primitive(
     # the base loses the overwritten region; the value receives it
     vjp=lambda g, out: (apply("setitem", g, const(0, g.dtype), spec=out.attrs[0]),
                         apply("index", g, spec=out.attrs[0])),
-    to_sympy=lambda n, base, value: Setitem(base, value, _index_name(n.attrs[0])),
+    to_sympy=lambda n, base, value: forms().Setitem(base, value, _index_name(n.attrs[0])),
     examples=({"shapes": [(4, 5), (2,)], "spec": (1, (1, 2, 2))},
               {"shapes": [(4, 5), ()], "spec": ((0, 3, 2), (1, 1, 3))}),
 ))  # fmt: skip
@@ -169,7 +129,7 @@ register(Primitive(
     shape_rule=lambda a, shape: tuple(shape[p] for p in a[0]),
     evaluate=lambda a, x: np.transpose(x, a[0]),
     vjp=_permute_vjp,
-    to_sympy=lambda n, x: Permute(x, sympy.Tuple(*n.attrs[0])),
+    to_sympy=lambda n, x: forms().Permute(x, forms().dims_tuple(n.attrs[0])),
     examples=({"shapes": [(2, 3, 4)], "perm": (2, 0, 1)}, {"shapes": [(3, 4)], "perm": (1, 0)}),
 ))  # fmt: skip
 

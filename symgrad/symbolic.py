@@ -1,7 +1,8 @@
 """sympy -> nodes: turns a scalar sympy expression into DAG nodes of registered primitives.
 
-Used for derivatives (sympy.diff of each record, built once) and for lowering
-elementwise records that have no opcode of their own. Imports node and registry.
+Used by derive.py for the elementwise records' derivatives and expansions, and for
+user-defined ops and sympy expressions. Imports node and registry (and derive.py, for
+which sympy function is which record, on first use).
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import sympy
 from .node import Node, const
 from .registry import apply
 
-# sympy function class -> primitive name; filled by elementwise.py from its records.
-FUNCTIONS: dict[type, str] = {}
+FUNCTIONS: dict[type, str] = {}  # sympy function class -> record name, filled on first use
 
 _RELATIONS = {sympy.StrictGreaterThan: "gt", sympy.StrictLessThan: "lt", sympy.GreaterThan: "ge",
               sympy.LessThan: "le", sympy.Eq: "eq", sympy.Ne: "ne"}  # fmt: skip
@@ -27,6 +27,10 @@ def from_sympy(expr: sympy.Basic, env: dict[sympy.Symbol, Node], dtype: str) -> 
     for kind, build in _BUILDERS:
         if isinstance(expr, kind):
             return build(expr, env, dtype)
+    if not FUNCTIONS:
+        from .derive import function_names
+
+        FUNCTIONS.update(function_names())
     name = FUNCTIONS.get(type(expr))
     if name is None:
         raise NotImplementedError(f"no primitive for sympy {type(expr).__name__}")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import sympy
 
-from .elementwise import X, Y, Z
+from .derive import X, Y, Z
 from .elementwise import elementwise as register_elementwise
 from .inspection import inspect_in_scope
 from .interpret import evaluate

@@ -7,7 +7,7 @@ import sympy
 import symgrad as torch
 from symgrad.gradient import seed_nodes, symbolic_gradients
 from symgrad.node import topo_order
-from symgrad.structural import Reduce
+from symgrad.sympy_forms import Reduce
 
 
 def seed_out():

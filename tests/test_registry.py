@@ -16,8 +16,8 @@ from sympy.core.function import AppliedUndef
 
 import symgrad  # noqa: F401 - registers every primitive
 from symgrad.cache import CodeCache
+from symgrad.derive import X, Y, Z, definition, parse
 from symgrad.differentiate import vjp
-from symgrad.elementwise import X, Y, Z
 from symgrad.gradient import ValueSlot
 from symgrad.interpret import evaluate
 from symgrad.lower import lower
@@ -91,11 +91,11 @@ def test_value_matches_numpy(name, example):
     (got,) = interpret([node], leaves, values)
     if prim.kind == "elementwise":
         symbols = [X, Y, Z][: prim.arity]
-        definition = prim.expansion if prim.expansion is not None else prim.expr
-        if definition.atoms(AppliedUndef):
+        defined = parse(prim.expansion) if prim.expansion is not None else definition(name)
+        if defined.atoms(AppliedUndef):
             pytest.skip(f"{name} is defined by its numpy function alone (checked against compiled code)")
         oracle = [{"erf": np.vectorize(lambda v: float(mpmath.erf(v)))}, "numpy"]
-        want = sympy.lambdify(symbols, definition, oracle)(*values)
+        want = sympy.lambdify(symbols, defined, oracle)(*values)
         np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), rtol=1e-12)
     else:
         assert got.shape == node.shape
@@ -149,7 +149,7 @@ def test_derivative_matches_sympy_diff(name):
     g = leaf((), "float64", ValueSlot(np.asarray(1.3)))
     node = apply(name, *leaves)
     for k, cotangent in enumerate(REGISTRY[name].vjp(g, node)):
-        want = 1.3 * sympy.diff(prim.expr, symbols[k]).replace(sympy.DiracDelta, lambda *a: 0)
+        want = 1.3 * sympy.diff(definition(name), symbols[k]).replace(sympy.DiracDelta, lambda *a: 0)
         if want.has(sympy.Derivative):  # floor, round, ...: declared piecewise constant
             want = sympy.S.Zero
         want = want.subs(dict(zip(symbols, point)))
@@ -158,3 +158,31 @@ def test_derivative_matches_sympy_diff(name):
             continue
         (ours,) = evaluate([cotangent], lambda n: n.payload.array)
         assert float(ours) == pytest.approx(float(want.evalf()), rel=1e-12, abs=1e-15)
+
+
+def test_derived_table_is_current():
+    """derived.py (the templates that spare sympy at run time) matches the definitions."""
+    from symgrad import derive
+
+    assert derive.main(["--check"]) == 0, "run: python -m symgrad.derive"
+
+
+def test_import_does_not_load_sympy():
+    import subprocess
+    import sys
+
+    code = "import sys, symgrad; print('sympy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_stale_definition_is_derived_with_sympy(monkeypatch):
+    """A record whose definition no longer matches the table is derived afresh."""
+    from importlib import import_module
+
+    derived, elementwise = import_module("symgrad.derived"), import_module("symgrad.elementwise")
+    monkeypatch.setitem(derived.TABLE, "tanh", ("stale", ((("const", 42.0),)), None))
+    monkeypatch.delitem(elementwise._templates, "tanh", raising=False)
+    partials, _ = elementwise.templates("tanh")
+    elementwise._templates.pop("tanh")
+    assert partials[0] != ("const", 42.0) and partials[0][0] == "sub"  # 1 - tanh(x)**2
