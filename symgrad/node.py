@@ -55,14 +55,14 @@ class Node:
 
 def make(op: str, inputs: Sequence[Node], attrs: tuple, shape: Shape, dtype: str) -> Node:
     """The interned node with these fields (created on first request)."""
-    inputs = tuple(inputs)
-    key = (op, inputs, tuple(_attr_key(a) for a in attrs), tuple(shape), dtype)
+    inputs, attrs, shape = tuple(inputs), tuple(attrs), tuple(shape)
+    key = (op, inputs, tuple([_attr_key(a) for a in attrs]) if attrs else (), shape, dtype)
     with _lock:
         node = _table.get(key)
         if node is None:
             node = Node.__new__(Node)
-            node.op, node.inputs, node.attrs = op, inputs, tuple(attrs)
-            node.shape, node.dtype, node.payload = tuple(shape), dtype, None
+            node.op, node.inputs, node.attrs = op, inputs, attrs
+            node.shape, node.dtype, node.payload = shape, dtype, None
             node._hash = hash(key)
             _table[key] = node
     return node
@@ -77,11 +77,22 @@ def leaf(shape: Shape, dtype: str, payload: Any) -> Node:
 
 def const(value: float, dtype: str) -> Node:
     """A 0-d constant, rounded to `dtype` (a Python number is weakly typed, as in torch)."""
-    scalar = _SCALARS.get(dtype) or np.dtype(dtype).type
-    return make("const", (), (float(scalar(value)),), (), dtype)
+    plain = type(value) is float or type(value) is int
+    # -0.0 == 0.0 and nan != nan: those are keyed by their text
+    key = ((value if value == value and value != 0 else repr(value)), dtype) if plain else None
+    node = _consts.get(key) if plain else None
+    if node is None:
+        scalar = _SCALARS.get(dtype) or np.dtype(dtype).type
+        node = make("const", (), (float(scalar(value)),), (), dtype)
+        if plain:
+            if len(_consts) >= 4096:  # a bounded set of strong references
+                _consts.clear()
+            _consts[key] = node
+    return node
 
 
 _SCALARS = {"float32": np.float32, "float64": np.float64}
+_consts: dict[tuple, Node] = {}  # (Python number, dtype) -> node: the common constants stay
 
 
 def const_value(node: Node) -> float | None:
@@ -120,11 +131,13 @@ def structure_key(roots: Sequence[Node]) -> tuple[tuple, list[Node]]:
     order = topo_order(roots)
     position = {id(n): i for i, n in enumerate(order)}
     entries = []
+    append = entries.append
     for n in order:
         if n.op == "leaf":
-            entries.append(("leaf", n.shape, n.dtype))
+            append(("leaf", n.shape, n.dtype))
         else:
-            ins = tuple(position[id(i)] for i in n.inputs)
-            entries.append((n.op, ins, tuple(_attr_key(a) for a in n.attrs), n.shape, n.dtype))
+            attrs = n.attrs
+            append((n.op, tuple([position[id(i)] for i in n.inputs]),
+                    tuple([_attr_key(a) for a in attrs]) if attrs else (), n.shape, n.dtype))  # fmt: skip
     roots_at = tuple(position[id(r)] for r in roots)
     return (tuple(entries), roots_at), order
