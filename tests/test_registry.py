@@ -186,3 +186,22 @@ def test_stale_definition_is_derived_with_sympy(monkeypatch):
     partials, _ = elementwise.templates("tanh")
     elementwise._templates.pop("tanh")
     assert partials[0] != ("const", 42.0) and partials[0][0] == "sub"  # 1 - tanh(x)**2
+
+
+@pytest.mark.parametrize("name,example", cases())
+def test_float32_gradients_against_float64_reference(name, example):
+    """Compiled float32 values and gradients vs the float64 interpreter on the same inputs
+    (the float32 inputs, widened exactly): within 2e-5 of max(1, |reference|), about 170
+    float32 ulp of a value near 1, where float32 has 2^-24 = 6e-8 per ulp."""
+    node, loss, grads, leaves, values = loss_and_grads(name, example, "float32")
+    roots = [node] + [g for g in grads if g is not None]
+    program = lower(roots, leaves)
+    compiled = SESSION.session.compile(program, name=f"test32_{name}")
+    got = compiled([np.ascontiguousarray(v).reshape(-1) for v in values])
+    node64, _, grads64, leaves64, _ = loss_and_grads(name, example, "float64")
+    wide = [v.astype(np.float64) if v.dtype == np.float32 else v for v in values]
+    want = interpret([node64] + [g for g in grads64 if g is not None], leaves64, wide)
+    for g, w in zip(got, want, strict=True):
+        g = g.reshape(w.shape).astype(np.float64)
+        scale = np.maximum(1.0, np.abs(w))
+        assert np.all(np.abs(g - w) <= 2e-5 * scale), f"{name}: max error {np.max(np.abs(g - w) / scale):.2e}"
