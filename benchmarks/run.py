@@ -20,7 +20,7 @@ from benchmarks import machine
 from benchmarks.common import ROOT, Table, fmt_time, parser, tables_from_json
 
 RESULTS = os.path.join(ROOT, "benchmarks", "RESULTS.md")
-WORKLOADS = ["w1_call", "w2_fused", "w3_mlp", "w4_compile", "w5_warm_start", "import_time"]
+WORKLOADS = ["w1_call", "w2_fused", "w3_mlp", "w4_compile", "w5_warm_start", "import_time", "changing_graph"]
 WORKLOAD_TIMEOUT = 1800.0  # a guard against a hung workload, far above any expected run
 
 

@@ -77,7 +77,8 @@ with torch.no_grad():
     print((x**2).requires_grad)
 
 print("-" * 72)
-print("Behind the scenes: every backward() above ran LLVM-compiled gradient code.")
+print("Behind the scenes: backward() differentiates the graph symbolically; a structure's first")
+print("pass runs in the numpy interpreter, every later one in LLVM-compiled code, cached per shape.")
 print(seen_out)
 print(seen_y)
 print("The gradient graph of y, after simplification:")

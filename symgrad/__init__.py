@@ -34,7 +34,9 @@ from .shape_ops import (cat, chunk, clone, flatten, flip, narrow, permute, resha
                         stack, transpose, unsqueeze)  # fmt: skip
 from .tensor import Size, Tensor, is_tensor
 from .trace import TraceError
+from . import gradient as _gradient
 from . import transforms as _transforms
+from .gradient import set_eager_compile_threshold
 from .transforms import compile, grad, hessian, jacobian, jvp, value_and_grad, vjp  # noqa: A004
 
 methods.install()
@@ -50,11 +52,13 @@ __version__ = "0.1.0"
 
 def cache_info() -> dict:
     """Code cache statistics: compiles, hits, misses, entries, compile_seconds (eager backward
-    plans and compiled functions together)."""
+    plans and compiled functions together); interpreted: eager backward passes of a structure
+    seen for the first time, run by the numpy interpreter (see set_eager_compile_threshold)."""
     for f in list(_transforms.LIVE):
         f._settle_fast_calls()
     info = _DEFAULT_CACHE.info()
     info["entries"] += builtins.sum(len(f.entries) for f in list(_transforms.LIVE))
+    info["interpreted"] = _gradient.INTERPRETED[0]
     return info
 
 

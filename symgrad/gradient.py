@@ -11,14 +11,16 @@ Imports node, registry, differentiate, rules, lower and the cache.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from .cache import DEFAULT_CACHE, CodeCache
 from .differentiate import vjp
+from .interpret import evaluate
 from .lower import lower
 from .node import Node, const, leaf, structure_key, topo_order
 from .registry import rebuild
@@ -91,6 +93,8 @@ class GradientPlan:
     compiled: Any
     stats: RewriteStats
     saved: list[int]  # positions (in the key's node order) of saved values the program reads
+    program_inputs: list[Node]  # what the program reads, in order: leaves, then saved stand-ins
+    outputs: list[Node]  # the gradients present, over program_inputs: what the program computes
     fast: Any = None  # the native entry, made on second use (False: not available)
     calls: int = 0
 
@@ -113,23 +117,57 @@ def symbolic_gradients(roots: Sequence[Node], seeds: Sequence[Node], wrt: Sequen
     return [None if g is None else next(simplified) for g in raw], rewriter.stats
 
 
-def _build(roots: Sequence[Node], seeds: Sequence[Node], wrt: Sequence[Node], leaves: list[Node],
-           saved: list[tuple[int, Node]], cache: CodeCache) -> GradientPlan:  # fmt: skip
-    """Differentiate, simplify, compile. Saved nodes become runtime inputs of the program:
+def _symbolic_plan(roots: Sequence[Node], seeds: Sequence[Node], wrt: Sequence[Node], leaves: list[Node],
+                   saved: list[tuple[int, Node]]) -> GradientPlan:  # fmt: skip
+    """Differentiate and simplify (nothing compiled yet). Saved nodes become runtime inputs:
     where the simplified gradients read their values, they are not computed again."""
     grads, stats = symbolic_gradients(roots, seeds, wrt)
     present = [g for g in grads if g is not None]
+    stand_ins = [leaf(n.shape, n.dtype, None) for _, n in saved]
     if saved:
-        stand_ins = [leaf(n.shape, n.dtype, None) for _, n in saved]
         present = rebind(present, [n for _, n in saved], stand_ins)
     reached = {id(n) for n in topo_order(present)}
     inputs = [k for k, n in enumerate(leaves) if id(n) in reached]
-    read = [k for k, s in enumerate(stand_ins) if id(s) in reached] if saved else []
-    compiled = None
-    if present:
-        program_inputs = [leaves[k] for k in inputs] + [stand_ins[k] for k in read]
-        compiled = cache.session.compile(lower(present, program_inputs), name="backward")
-    return GradientPlan(grads, leaves, inputs, compiled, stats, [saved[k][0] for k in read])
+    read = [k for k, s in enumerate(stand_ins) if id(s) in reached]
+    program_inputs = [leaves[k] for k in inputs] + [stand_ins[k] for k in read]
+    return GradientPlan(grads, leaves, inputs, None, stats, [saved[k][0] for k in read], program_inputs, present)
+
+
+def _compiled(plan: GradientPlan, cache: CodeCache) -> GradientPlan:
+    """The plan with its program compiled (a new record: an interpreted plan stays as it was)."""
+    if not plan.outputs:
+        return plan
+    return replace(plan, compiled=cache.session.compile(lower(plan.outputs, plan.program_inputs), name="backward"))
+
+
+# ---- when to compile ---------------------------------------------------------------------
+
+COMPILE_AT_SIGHTING = [2]  # eager backward: interpret a structure's first pass, compile at its 2nd
+# Structures not compiled yet: how often each was seen, and the symbolic plans of the most
+# recent few (a plan keeps its graph's leaves, and with them their arrays, alive).
+_seen: OrderedDict[Hashable, int] = OrderedDict()
+_plans: OrderedDict[Hashable, GradientPlan] = OrderedDict()
+_SEEN_LIMIT, _PLANS_LIMIT = 4096, 16
+INTERPRETED = [0]  # eager backward passes run by the interpreter
+
+
+def set_eager_compile_threshold(sighting: int) -> None:
+    """Compile an eager backward structure at its `sighting`-th pass. 2, the default: a
+    structure seen once (a loop whose graph changes every iteration) runs in the numpy
+    interpreter and never pays for LLVM; 1: compile at once; 0: never compile (every
+    backward through the interpreter, for debugging)."""
+    if not isinstance(sighting, int) or isinstance(sighting, bool) or sighting < 0:
+        raise ValueError(f"set_eager_compile_threshold: sighting must be an int >= 0, got {sighting!r}")
+    COMPILE_AT_SIGHTING[0] = sighting
+    _seen.clear()
+    _plans.clear()
+
+
+def _remember(table: OrderedDict, key: Hashable, value: Any, limit: int) -> None:
+    table[key] = value
+    table.move_to_end(key)
+    while len(table) > limit:
+        table.popitem(last=False)
 
 
 Seed = np.ndarray | Node | None
@@ -143,14 +181,15 @@ def seed_nodes(roots: Sequence[Node], seeds: Sequence[Seed]) -> list[Node]:
 
 def plan_for(roots: Sequence[Node], seeds: Sequence[Seed],
              wrt: Sequence[Node] | Callable[[list[Node]], list[Node]],
-             cache: CodeCache = DEFAULT_CACHE, use_saved: bool = True,
+             cache: CodeCache = DEFAULT_CACHE, use_saved: bool = True, compile_now: bool = True,
              ) -> tuple[GradientPlan, list[Node], list[Node], list[Node]]:  # fmt: skip
     """(plan, this graph's leaves, wrt, its nodes in key order): the cached or new plan for
     this graph's structure.
 
     `wrt` is a list of nodes, or a function choosing them from the graph's nodes. With
     `use_saved`, nodes whose eager values were saved are read, not recomputed (which of
-    them is part of the key).
+    them is part of the key). Without `compile_now`, a structure not compiled yet gets an
+    interpreted plan on its first sighting (see COMPILE_AT_SIGHTING).
     """
     seed = seed_nodes(roots, seeds)
     key, order = structure_key([*roots, *(s for s in seed if s.op != "const")])
@@ -161,7 +200,16 @@ def plan_for(roots: Sequence[Node], seeds: Sequence[Seed],
              if n.op in SAVED_KINDS and _saved_value(n) is not None] if use_saved and _saved else []  # fmt: skip
     full_key = ("gradient", key, tuple(position.get(id(w), -1) for w in wrt),
                 tuple(_kind(s) for s in seeds), tuple(k for k, _ in saved))  # fmt: skip
-    plan = cache.get_or_build(full_key, lambda: _build(roots, seed, wrt, leaves, saved, cache))
+    threshold = COMPILE_AT_SIGHTING[0]
+    if not compile_now and threshold != 1 and full_key not in cache.entries:
+        sightings = _seen.pop(full_key, 0) + 1
+        symbolic = _plans.pop(full_key, None) or _symbolic_plan(roots, seed, wrt, leaves, saved)
+        if threshold == 0 or sightings < threshold:  # interpret this pass
+            _remember(_seen, full_key, sightings, _SEEN_LIMIT)
+            _remember(_plans, full_key, symbolic, _PLANS_LIMIT)
+            return symbolic, leaves, wrt, order
+        return cache.get_or_build(full_key, lambda: _compiled(symbolic, cache)), leaves, wrt, order
+    plan = cache.get_or_build(full_key, lambda: _compiled(_symbolic_plan(roots, seed, wrt, leaves, saved), cache))
     return plan, leaves, wrt, order
 
 
@@ -175,7 +223,7 @@ def gradients(roots: Sequence[Node], seeds: Sequence[Seed],
               ) -> tuple[list[Node], list[np.ndarray | None], list[Node | None]]:  # fmt: skip
     """(wrt nodes, gradient arrays, symbolic gradients if create_graph) computed natively."""
     # create_graph: the gradients are differentiated again, so nothing is frozen as a value
-    plan, leaves, wrt, order = plan_for(roots, seeds, wrt, cache, use_saved=not create_graph)
+    plan, leaves, wrt, order = plan_for(roots, seeds, wrt, cache, use_saved=not create_graph, compile_now=False)
     values = [leaves[k].payload.value() for k in plan.input_positions]
     values += [_saved_value(order[k]) for k in plan.saved]
     outs = iter(_run(plan, values))
@@ -186,14 +234,19 @@ def gradients(roots: Sequence[Node], seeds: Sequence[Seed],
 
 
 def _run(plan: GradientPlan, values: list[np.ndarray]) -> list[np.ndarray]:
-    """The plan's outputs: through its native entry when the inputs are plain arrays."""
-    if plan.compiled is None:
+    """The plan's outputs: through its native entry when the inputs are plain arrays (or
+    the interpreter, for a structure seen for the first time)."""
+    if not plan.outputs:
         return []
+    if plan.compiled is None:
+        INTERPRETED[0] += 1
+        table = {id(n): np.reshape(v, n.shape) for n, v in zip(plan.program_inputs, values)}
+        # fresh, writable arrays, as the compiled program returns (never views of inputs)
+        return [np.array(v) for v in evaluate(plan.outputs, lambda n: table[id(n)])]
     plan.calls += 1
     if plan.fast is None and plan.calls > 1:  # built on the second use: one-off graphs skip it
-        outputs = [g for g in plan.gradients if g is not None]
         try:
-            plan.fast = plan.compiled.fast_entry([v.shape for v in values], [g.shape for g in outputs])
+            plan.fast = plan.compiled.fast_entry([v.shape for v in values], [g.shape for g in plan.outputs])
         except RuntimeError:
             plan.fast = False
     if plan.fast:
@@ -202,8 +255,7 @@ def _run(plan: GradientPlan, values: list[np.ndarray]) -> list[np.ndarray]:
             return [result] if isinstance(result, np.ndarray) else list(result)
         except (TypeError, ValueError):
             pass  # a view, another dtype: the checked Python path converts
-    dtypes = [plan.leaves[k].dtype for k in plan.input_positions] + [v.dtype for v in values[len(plan.input_positions):]]
-    args = [np.ascontiguousarray(v, dtype=d).reshape(-1) for v, d in zip(values, dtypes)]
+    args = [np.ascontiguousarray(v, dtype=n.dtype).reshape(-1) for v, n in zip(values, plan.program_inputs)]
     return plan.compiled(args)
 
 
