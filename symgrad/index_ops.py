@@ -97,11 +97,19 @@ def setitem(a: Tensor, index: Any, value: Operand) -> None:
         before = snapshot(a)
         if _is_basic(index):
             spec, _, _ = normalize_index(index, a.shape)
-            node = apply("setitem", before.graph_node(), v.graph_node(), spec=spec)
+            node = apply("setitem", before.graph_node(), cast_like(v, a).graph_node(), spec=spec)
         else:
             node = _flat_put(before, positions(a, lambda r: r[np_index]), v)._node
         grad_fn = make_grad_fn("CopySlices", "setitem", (before, v))
     write(a, lambda arr: arr.__setitem__(np_index, v._value), node, grad_fn)
+
+
+def cast_like(v: Tensor, a: Tensor) -> Tensor:
+    """v in a float a's dtype (a cast in the graph): a write into a keeps a's dtype."""
+    dt = a._value.dtype
+    if v._node is None or v._value.dtype == dt or dt.kind != "f":
+        return v
+    return primitive("cast", [v], dt, dtype=dt.name)
 
 
 def snapshot(a: Tensor) -> Tensor:

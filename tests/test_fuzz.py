@@ -6,7 +6,8 @@ A bounded, derandomized number of programs runs here, so CI is deterministic: PE
 programs for each op of the generator's table, each starting with that op. Each known
 difference (`fuzz.KNOWN_DIFFERENCES`, kept out of the generator) has a minimal program
 below that is expected to fail (strict xfail): once symgrad is fixed it passes, the xfail
-turns into a failure, and its entry and generator guard should go.
+turns into a failure, and its entry and generator guard should go; its program then joins
+FIXED_CASES, which must pass.
 """
 
 from __future__ import annotations
@@ -60,23 +61,46 @@ M = Mismatch
 # (key of KNOWN_DIFFERENCES, needs torch to show, the exception check() raises, minimal program)
 KNOWN_CASES = [
     ("prod-with-zero", True, M, case(["t0 = x0.prod()"], [[0.0, 2.0, 3.0]], 1.0)),  # grad [6, 0, 0], not [nan, 0, 0]
-    ("var-correction", True, M, case(["t0 = x0.var(correction=3)"], [[1.0, 2.0]], 1.0)),  # inf, not -0.5
-    ("var-correction", True, M, case(["t0 = x0.var(1)"], [np.zeros((2, 0))], [1.0, 1.0])),  # nan, not -0
-    ("var-correction", True, M, case(["t0 = x0.var(correction=2)"], [[0.0, 1.0]], 1.0)),  # grad [inf, inf]
-    ("assign-dtype-traced", False, M, case(["t0 = lib.zeros((2,), dtype=lib.float32)", "t0[:] = x0"],
-                                           [[1.0, 2.0]], [1.0, -1.0])),  # compiled: float64
-    ("inplace-add", False, RuntimeError, case(["t0 = lib.zeros((2,), dtype=lib.float64)", "t0 += x0",
-                                               "t1 = t0 * t0"], [[1.0, 2.0]], [1.0, -1.0])),  # eager
-    ("inplace-add", False, RuntimeError, case(["t0 = lib.zeros((3,), dtype=lib.float64)", "t0[1:] += x0"],
-                                              [[1.0, 2.0]], [1.0, -1.0, 0.5])),  # compiled
     ("atan2-origin", True, M, case(["t0 = lib.atan2(x0, x0)"], [[0.0, 1.0]], [1.0, 1.0])),  # grad 0, not nan
-    ("std-zero", True, M, case(["t0 = x0.std()"], [[1.5, 1.5]], 1.0)),  # grad 0, not nan
     ("amax-ties-recomputed", False, M, case(["t0 = x0.exp()", "t1 = t0.amax()"], [[2.875, 2.875, 2.875]], 1.0)),
-    ("empty-softmax", False, ValueError, case(["t0 = x0.softmax(1)"], [np.zeros((2, 0))], np.zeros((2, 0)))),
-    ("empty-softmax", False, ValueError, case(["t0 = lib.logsumexp(x0, 1)"], [np.zeros((2, 0))], [1.0, 1.0])),
-    ("cat-empty-grad", True, M, case(["t0 = lib.cat([x0, x1])"], [np.zeros(0), [1.0, 2.0]], [1.0, -1.0])),
     ("nan-piecewise", True, M, case(["t0 = x0.sign()"], [[NAN, 1.0]], [1.0, 1.0])),  # torch: sign(nan) = 0
     ("nan-piecewise", True, M, case(["t0 = lib.clamp(x0, max=x1)"], [[1.0, 2.0], [NAN, 1.5]], [1.0, 1.0])),
+]  # fmt: skip
+
+# Differences the fuzzer found and symgrad fixed: (what it was, the minimal program)
+FIXED_CASES = [
+    # var/std divide by max(0, N - correction): inf, or nan where all are equal; torch's gradient
+    # is g * where(x == mean, nan, inf) without dim, 2 g (x - mean) / (N - correction) with dim
+    ("var-correction", case(["t0 = x0.var(correction=3)"], [[1.0, 2.0]], 1.0)),  # inf, grad [inf, inf]
+    ("var-correction", case(["t0 = x0.var(1)"], [np.zeros((2, 0))], [1.0, 1.0])),  # nan, empty grad
+    ("var-correction", case(["t0 = x0.var(correction=2)"], [[0.0, 1.0]], 1.0)),  # grad [inf, inf]
+    ("var-correction", case(["t0 = x0.var(correction=2)"], [[1.5, 1.5]], -1.0)),  # nan, grad nan
+    ("var-correction", case(["t0 = x0.var(dim=1, correction=2)"], [[[1.0, 2.0], [3.0, 3.0]]], [1.0, -1.0])),  # grad +-inf, nan
+    ("var-correction", case(["t0 = x0.var(dim=1, correction=3)"], [[[1.0, 2.0], [3.0, 3.0]]], [1.0, -1.0])),  # finite grad
+    ("var-correction", case(["t0 = x0.std(dim=(0, 1), correction=4, keepdim=True)"], [[[1.0, 2.0], [3.0, 3.0]]], [[0.5]])),
+    ("var-correction", case(["t0 = x0.std(correction=2)"], [1.5], 1.0)),  # 0-d: nan, grad nan
+    # where std is 0 its gradient is 0 (torch masks it), also along dims and after a mean that is exact
+    ("std-zero", case(["t0 = x0.std()"], [[1.5, 1.5]], 1.0)),
+    ("std-zero", case(["t0 = x0.std(0)"], [[[0.5, 1.0], [0.5, 2.0], [0.5, 0.0]]], [1.0, -1.0])),
+    # writes into b keep b's dtype, also traced
+    ("assign-dtype-traced", case(["t0 = lib.zeros((2,), dtype=lib.float32)", "t0[:] = x0"], [[1.0, 2.0]], [1.0, -1.0])),
+    ("assign-dtype-traced", case(["t0 = lib.zeros((3,), dtype=lib.float32)", "t0[1:] += x0 * 2.0", "t1 = t0 * t0"],
+                                 [[1.0, 2.0]], [1.0, -1.0, 0.5])),
+    ("assign-dtype-traced", case(["t0 = lib.zeros((2,), dtype=lib.float32)", "t0 += x0", "t0[0] = x0[1]"],
+                                 [[1.0, 2.0]], [1.0, -1.0])),
+    # b += v reads a copy of b's old values: later uses of b (b * b) read the new b, as in torch
+    ("inplace-add", case(["t0 = lib.zeros((2,), dtype=lib.float64)", "t0 += x0", "t1 = t0 * t0"], [[1.0, 2.0]], [1.0, -1.0])),
+    ("inplace-add", case(["t0 = lib.zeros((3,), dtype=lib.float64)", "t0[1:] += x0"], [[1.0, 2.0]], [1.0, -1.0, 0.5])),
+    ("inplace-add", case(["t0 = lib.zeros((3,), dtype=lib.float64)", "t0[lib.tensor([2, 0], dtype=lib.int64)] += x0",
+                          "t1 = t0 * t0"], [[1.0, 2.0]], [1.0, -1.0, 0.5])),
+    # softmax, log_softmax, logsumexp over a dim of size 0: empty results, logsumexp -inf
+    ("empty-softmax", case(["t0 = x0.softmax(1)"], [np.zeros((2, 0))], np.zeros((2, 0)))),
+    ("empty-softmax", case(["t0 = lib.log_softmax(x0, dim=-1)"], [np.zeros((2, 0))], np.zeros((2, 0)))),
+    ("empty-softmax", case(["t0 = lib.logsumexp(x0, 1)"], [np.zeros((2, 0))], [1.0, 1.0])),
+    # cat with a part of size 0 (also the legacy shape (0,) beside 2-d parts): its gradient is empty
+    ("cat-empty-grad", case(["t0 = lib.cat([x0, x1])"], [np.zeros(0), [1.0, 2.0]], [1.0, -1.0])),
+    ("cat-empty-grad", case(["t0 = lib.cat([x1, x0], 1)"], [np.zeros(0), [[1.0], [2.0]]], [[1.0], [-1.0]])),
+    ("cat-empty-grad", case(["t0 = lib.cat((x0, x1), dim=1)"], [np.zeros((2, 0)), [[1.0], [2.0]]], [[1.0], [-1.0]])),
 ]  # fmt: skip
 TORCH = pytest.mark.skipif(fuzz.torch is None, reason="a difference from torch")
 
@@ -93,6 +117,12 @@ def _known_params() -> list:
 def test_known_difference(key: str, program: Program) -> None:
     """Fails (xfail) while the difference lasts; a fix makes it pass, and strict xfail fails."""
     check(program)
+
+
+@pytest.mark.parametrize("program", [p for _, p in FIXED_CASES], ids=[f"{k}-{n}" for n, (k, _) in enumerate(FIXED_CASES)])
+def test_fixed_difference(program: Program) -> None:
+    """A difference the fuzzer found, fixed: every path agrees (with torch, when installed)."""
+    assert check(program) == "compared"
 
 
 def test_every_known_difference_has_a_case() -> None:
