@@ -66,8 +66,9 @@ except ImportError:  # (a) is skipped; (b) and (c) still run
 # Found differences the generator avoids unless `known=True` (`fuzz.py --known`); each has
 # a strict-xfail regression test in tests/test_fuzz.py.
 KNOWN_DIFFERENCES = {
-    "prod-with-zero": "README 'Known gaps': the gradient of prod is prod/x, nan where an element "
-    "is 0; prod's input is kept away from 0 (abs() + 0.5)",
+    "prod-nonfinite-zero": "the gradient of prod over a group holding a 0 and a NaN or inf: torch "
+    "multiplies the other elements (0 at the NaN or inf), symgrad divides prod by x there (NaN); "
+    "prod reads values that may hold NaN or inf only through abs() + 0.5",
     "atan2-origin": "torch convention: the gradient of atan2 at (0, 0) is 0 in torch, nan in symgrad; "
     "one of atan2's arguments is kept away from 0",
     "amax-ties-recomputed": "symgrad bug (since the libmvec back end): amax/amin/max() of f(x) with "
@@ -420,7 +421,8 @@ class Builder:
                              f"{a.name}.norm({p[:-2]})", out, a.dtype, a)  # fmt: skip
         if op == "logsumexp":
             return self.emit(f"lib.logsumexp({a.name}, {dim!r}{kd})", out, a.dtype, a, special=special)
-        arg = a.name if op != "prod" or self.known and self.rare(3) else _pos(a.name)  # "prod-with-zero"
+        # prod: raw values (zeros too) once in a while, unless NaN/inf ("prod-nonfinite-zero")
+        arg = _pos(a.name) if op == "prod" and (not self.plain(a) or not self.rare(3)) else a.name
         form = f"{arg}.{op}()" if dim is None else \
             self.choice([f"{arg}.{op}({dim!r}{kd})", f"lib.{op}({arg}, dim={dim!r}{kd})"])  # fmt: skip
         return self.emit(form, out, a.dtype, a, exact=extreme and a.exact, special=special)

@@ -20,6 +20,8 @@ import pytest
 from fuzz import FOCUS, KNOWN_DIFFERENCES, Mismatch, Program, check, programs
 from hypothesis import HealthCheck, given, settings
 
+import symgrad as sg
+
 # Programs whose first statement applies each op: 2 take ~35 s on 2 busy cores with an empty
 # code cache (SYMGRAD_CACHE_DIR=off); raise it locally for a deeper deterministic run.
 PER_OP = int(os.environ.get("SYMGRAD_FUZZ_PER_OP", "2"))
@@ -60,7 +62,7 @@ NAN = float("nan")
 M = Mismatch
 # (key of KNOWN_DIFFERENCES, needs torch to show, the exception check() raises, minimal program)
 KNOWN_CASES = [
-    ("prod-with-zero", True, M, case(["t0 = x0.prod()"], [[0.0, 2.0, 3.0]], 1.0)),  # grad [6, 0, 0], not [nan, 0, 0]
+    ("prod-nonfinite-zero", True, M, case(["t0 = x0.prod()"], [[0.0, NAN, 2.0]], 1.0)),  # torch [nan, 0, nan]
     ("atan2-origin", True, M, case(["t0 = lib.atan2(x0, x0)"], [[0.0, 1.0]], [1.0, 1.0])),  # grad 0, not nan
     ("amax-ties-recomputed", False, M, case(["t0 = x0.exp()", "t1 = t0.amax()"], [[2.875, 2.875, 2.875]], 1.0)),
     ("nan-piecewise", True, M, case(["t0 = x0.sign()"], [[NAN, 1.0]], [1.0, 1.0])),  # torch: sign(nan) = 0
@@ -69,6 +71,11 @@ KNOWN_CASES = [
 
 # Differences the fuzzer found and symgrad fixed: (what it was, the minimal program)
 FIXED_CASES = [
+    # the gradient of prod is the product of the other elements, also where elements are 0
+    ("prod-with-zero", case(["t0 = x0.prod()"], [[0.0, 2.0, 3.0]], 1.0)),  # [6, 0, 0], not [nan, 0, 0]
+    ("prod-with-zero", case(["t0 = x0.prod(1)"], [[[0.0, 2.0, 0.0], [1.0, 2.0, 4.0], [-0.0, 0.5, 3.0]]], [1.0, -1.0, 2.0])),
+    ("prod-with-zero", case(["t0 = lib.prod(x0, dim=0, keepdim=True)", "t1 = t0 * x0"], [[[0.0, 2.0], [3.0, 0.0]]],
+                            [[1.0, -1.0], [0.5, 2.0]])),
     # var/std divide by max(0, N - correction): inf, or nan where all are equal; torch's gradient
     # is g * where(x == mean, nan, inf) without dim, 2 g (x - mean) / (N - correction) with dim
     ("var-correction", case(["t0 = x0.var(correction=3)"], [[1.0, 2.0]], 1.0)),  # inf, grad [inf, inf]
@@ -123,6 +130,19 @@ def test_known_difference(key: str, program: Program) -> None:
 def test_fixed_difference(program: Program) -> None:
     """A difference the fuzzer found, fixed: every path agrees (with torch, when installed)."""
     assert check(program) == "compared"
+
+
+@pytest.mark.parametrize("x", [[0.0, 2.0, 3.0, -1.5], [0.0, 0.0, 3.0, 0.5], [0.0, 0.0, 0.0, 2.0], [1.0, 2.0, 3.0, 0.5]])
+def test_prod_second_derivative_at_zeros(x: list[float]) -> None:
+    """The Hessian of prod: H_ij = the product of the elements other than i and j (0 on the
+    diagonal), also where one or two elements are 0; compiled and eager (create_graph)."""
+    a = np.asarray(x)
+    want = np.array([[0.0 if i == j else np.prod(np.delete(a, [i, j])) for j in range(4)] for i in range(4)])
+    np.testing.assert_allclose(sg.hessian(lambda t: t.prod())(a), want, rtol=1e-12)
+    t = sg.tensor(a, requires_grad=True)
+    (g,) = sg.autograd.grad(t.prod(), t, create_graph=True)
+    g.backward(sg.tensor([1.0, -1.0, 0.5, 2.0], dtype=sg.float64))
+    np.testing.assert_allclose(t.grad.numpy(), want @ [1.0, -1.0, 0.5, 2.0], rtol=1e-12)
 
 
 def test_every_known_difference_has_a_case() -> None:
