@@ -65,6 +65,9 @@ KNOWN_CASES = [
     ("prod-nonfinite-zero", True, M, case(["t0 = x0.prod()"], [[0.0, NAN, 2.0]], 1.0)),  # torch [nan, 0, nan]
     ("atan2-origin", True, M, case(["t0 = lib.atan2(x0, x0)"], [[0.0, 1.0]], [1.0, 1.0])),  # grad 0, not nan
     ("amax-ties-recomputed", False, M, case(["t0 = x0.exp()", "t1 = t0.amax()"], [[2.875, 2.875, 2.875]], 1.0)),
+    ("inf-into-flat-piece", True, M, case(["t0 = lib.relu(x0)", "t1 = lib.neg(t0)", "t2 = lib.log(t1)"], [0.0], 0.274)),
+    ("inf-into-flat-piece", True, M, case(["t0 = x0.clamp(min=0.0)", "t1 = lib.log(t0)"], [[-1.0, 2.0]], [1.0, 1.0])),
+    ("zero-times-overflow", True, M, case(["t0 = lib.rsqrt(x0.float())", "t1 = lib.tanh(t0)"], [1.1754943508222875e-38], 0.274)),
     ("nan-piecewise", True, M, case(["t0 = x0.sign()"], [[NAN, 1.0]], [1.0, 1.0])),  # torch: sign(nan) = 0
     ("nan-piecewise", True, M, case(["t0 = lib.clamp(x0, max=x1)"], [[1.0, 2.0], [NAN, 1.5]], [1.0, 1.0])),
 ]  # fmt: skip
@@ -130,6 +133,22 @@ def test_known_difference(key: str, program: Program) -> None:
 def test_fixed_difference(program: Program) -> None:
     """A difference the fuzzer found, fixed: every path agrees (with torch, when installed)."""
     assert check(program) == "compared"
+
+
+def test_index_put_of_another_dtype_is_refused_like_torch() -> None:
+    """torch refuses b[index tensor] = v with v of another dtype (a mask with one value is a
+    masked_fill and converts it); a basic index converts v. The fuzzer treats a program that
+    both refuse as agreeing, so the message is checked here."""
+    message = "Index put requires the source and destination dtypes match, got Float for the destination and Double for the source."
+    for lib in [sg] + ([fuzz.torch] if fuzz.torch is not None else []):
+        b, v = lib.zeros((3,), dtype=lib.float32), lib.tensor([1.5, 2.5], dtype=lib.float64, requires_grad=True)
+        with pytest.raises(RuntimeError) as refused:
+            b[lib.tensor([2, 0])] = v * 2.0
+        assert str(refused.value) == message
+        b[lib.tensor([2, 0])] += v  # += converts
+        b[1:] = v
+        b[lib.tensor([True, False, False])] = v[0]
+        assert b.dtype == lib.float32 and b.tolist() == [1.5, 1.5, 2.5]
 
 
 @pytest.mark.parametrize("x", [[0.0, 2.0, 3.0, -1.5], [0.0, 0.0, 3.0, 0.5], [0.0, 0.0, 0.0, 2.0], [1.0, 2.0, 3.0, 0.5]])
