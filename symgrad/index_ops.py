@@ -89,19 +89,45 @@ def getitem(a: Tensor, index: Any) -> Tensor:
     return result
 
 
+_SCALAR_TYPES = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "bool": "Bool"}
+
+
+def _check_put_dtype(a: Tensor, index: Any, value: Tensor) -> None:
+    """torch's index_put (a write through an index tensor) takes values of a's dtype only; a
+    mask with a single value is a masked_fill, which converts it."""
+    if value._value.dtype == a._value.dtype:
+        return
+    items = index if isinstance(index, tuple) else (index,)
+    if value.numel() == 1 and any(isinstance(i, Tensor) and i._value.dtype == bool for i in items):
+        return
+    names = [_SCALAR_TYPES.get(t._value.dtype.name, t._value.dtype.name) for t in (a, value)]
+    raise RuntimeError("Index put requires the source and destination dtypes match, "
+                       f"got {names[0]} for the destination and {names[1]} for the source.")  # fmt: skip
+
+
 def setitem(a: Tensor, index: Any, value: Operand) -> None:
     v = value if isinstance(value, Tensor) else Tensor._wrap(np.asarray(value, dtype=a._value.dtype))
+    if not _is_basic(index) and isinstance(value, Tensor):
+        _check_put_dtype(a, index, value)
     np_index = index if _is_basic(index) else _numpy_index(index)
     node = grad_fn = None
     if grad_enabled_for(a, v):
         before = snapshot(a)
         if _is_basic(index):
             spec, _, _ = normalize_index(index, a.shape)
-            node = apply("setitem", before.graph_node(), v.graph_node(), spec=spec)
+            node = apply("setitem", before.graph_node(), cast_like(v, a).graph_node(), spec=spec)
         else:
             node = _flat_put(before, positions(a, lambda r: r[np_index]), v)._node
         grad_fn = make_grad_fn("CopySlices", "setitem", (before, v))
     write(a, lambda arr: arr.__setitem__(np_index, v._value), node, grad_fn)
+
+
+def cast_like(v: Tensor, a: Tensor) -> Tensor:
+    """v in a float a's dtype (a cast in the graph): a write into a keeps a's dtype."""
+    dt = a._value.dtype
+    if v._node is None or v._value.dtype == dt or dt.kind != "f":
+        return v
+    return primitive("cast", [v], dt, dtype=dt.name)
 
 
 def snapshot(a: Tensor) -> Tensor:

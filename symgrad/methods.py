@@ -13,7 +13,7 @@ import numpy as np
 
 from . import discrete, dtypes, index_ops, linalg, ops, reductions, shape_ops
 from .gradfn import make_grad_fn
-from .index_ops import snapshot, write
+from .index_ops import cast_like, snapshot, write
 from .node import const
 from .ops import primitive, recorded
 from .registry import apply
@@ -54,10 +54,14 @@ def type_(a: Tensor, dtype: Any = None) -> Any:
 
 def _in_place(fn: Any) -> Any:
     def method(a: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-        result = fn(a, *args, **kwargs)
-        value = np.broadcast_to(result._value, a.shape)
+        # The result's graph reads a's values from before the write (a copy, if a has no node):
+        # later uses of a read the result, as in torch, not the overwritten runtime input.
+        source = snapshot(a) if a._node is None and grad_enabled_for(*args) else a
+        result = fn(source, *args, **kwargs)
         grad_fn = result._grad_fn if result._node is not None else None
-        write(a, lambda arr: np.copyto(arr, value, casting="unsafe"), result._node, grad_fn)
+        node = cast_like(result, a)._node
+        value = np.broadcast_to(result._value, a.shape)
+        write(a, lambda arr: np.copyto(arr, value, casting="unsafe"), node, grad_fn)
         return a
 
     return method

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .node import Node, Shape
+from .node import Node, Shape, const
 from .registry import Primitive, apply, forms, register
 from .structural import keepdims_shape
 
@@ -37,8 +37,23 @@ def _sum_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
 
 
 def _prod_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:
-    (x,) = out.inputs  # d prod / d x_i = prod / x_i (inexact where x_i == 0)
-    return (apply("div", apply("mul", expand_back(g, x, *out.attrs), expand_back(out, x, *out.attrs)), x),)
+    """d prod / d x_i = the product of the other elements, as in torch: prod / x_i where x_i != 0;
+    at a lone 0, the product of the nonzero elements; 0 where another element is 0 too. The
+    second derivative is exact too: at one of two zeros, the term (sum of the zeros - x_i),
+    which is 0, gives d/dx_k = the product of the rest for the other zero x_k."""
+    (x,) = out.inputs
+    axes, keepdims = out.attrs
+    zero = apply("eq", x, const(0, x.dtype))
+    nonzero = apply("where", zero, const(1, x.dtype), x)  # also the divisor: no 0/0 in 2nd order
+    count = apply("sum", zero, axes=axes, keepdims=keepdims)
+    lone, pair = (apply("eq", count, const(k, x.dtype)) for k in (1, 2))
+    zeros_sum = apply("sum", apply("where", zero, x, const(0, x.dtype)), axes=axes, keepdims=keepdims)
+    others = expand_back(apply("prod", nonzero, axes=axes, keepdims=keepdims), x, axes, keepdims)
+    paired = apply("mul", expand_back(pair, x, axes, keepdims),
+                   apply("sub", expand_back(zeros_sum, x, axes, keepdims), x))  # fmt: skip
+    at_zero = apply("mul", others, apply("add", expand_back(lone, x, axes, keepdims), paired))
+    slope = apply("where", zero, at_zero, apply("div", expand_back(out, x, axes, keepdims), nonzero))
+    return (apply("mul", expand_back(g, x, axes, keepdims), slope),)
 
 
 def _extreme_vjp(g: Node, out: Node) -> tuple[Node | None, ...]:

@@ -9,6 +9,7 @@ Imports ops, tensor, node, registry.
 from __future__ import annotations
 
 import builtins
+import warnings
 from typing import Any
 
 import numpy as np
@@ -64,11 +65,25 @@ def prod(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -
     return recorded(_reduce("prod", a, dim, keepdim), name, "prod", [a])
 
 
+def _nonempty(which: str, a: Tensor, dim: Any) -> None:
+    """torch's errors for an extreme over no elements (there is no identity to return)."""
+    if dim is None or dim == ():
+        if a.numel() == 0:
+            raise RuntimeError(f"{which}(): Expected reduction dim to be specified for input.numel() == 0. "
+                               "Specify the reduction dim with the 'dim' argument.")  # fmt: skip
+        return
+    for d in axes_of(a, dim):
+        if a.shape[d] == 0:
+            raise IndexError(f"{which}(): Expected reduction dim {d} to have non-zero size.")
+
+
 def amax(a: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
+    _nonempty("amax", a, dim)
     return recorded(_reduce("amax", a, dim, keepdim), "AmaxBackward0", "amax", [a])
 
 
 def amin(a: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
+    _nonempty("amin", a, dim)
     return recorded(_reduce("amin", a, dim, keepdim), "AminBackward0", "amin", [a])
 
 
@@ -76,10 +91,8 @@ def _extreme(which: str, a: Tensor, dim: Any, keepdim: bool) -> Any:
     if isinstance(dim, Tensor):  # torch.max(a, other)
         return (maximum if which == "max" else minimum)(a, dim)
     name = which.capitalize()
+    _nonempty(which, a, dim)
     if dim is None:
-        if a.numel() == 0:
-            raise RuntimeError(f"{which}(): Expected reduction dim to be specified for input.numel() == 0. "
-                               "Specify the reduction dim with the 'dim' argument.")  # fmt: skip
         prim = "amax" if which == "max" else "amin"
         return recorded(_reduce(prim, a, None, False), f"{name}Backward1", which, [a])
     if a.ndim == 0:  # torch: dim 0 or -1 of a 0-d tensor is the tensor itself
@@ -129,20 +142,47 @@ def _correction(unbiased: Any, correction: Any) -> float:
     return 1.0 if unbiased is None or unbiased else 0.0
 
 
-def _var(a: Tensor, dim: Any, unbiased: Any, keepdim: bool, correction: Any) -> Tensor:
+def _var(a: Tensor, dim: Any, unbiased: Any, keepdim: bool, correction: Any) -> tuple[Tensor, bool]:
+    """(sum((x - m)**2) / max(0, N - correction), is N - correction > 0), m = mean(x)."""
     if isinstance(dim, bool):  # var(unbiased) positional form
         dim, unbiased = None, dim
+    dof = _count(a, dim) - _correction(unbiased, correction)
     centered = primitive("sub", [a, primitive("div", [_reduce("sum", a, dim, True), _count(a, dim)])])
     squares = _reduce("sum", primitive("mul", [centered, centered]), dim, keepdim)
-    return primitive("div", [squares, _count(a, dim) - _correction(unbiased, correction)])
+    if dof > 0:
+        return primitive("div", [squares, dof]), True
+    warnings.warn("var(): degrees of freedom is <= 0. Correction should be strictly less than the "
+                  "reduction factor (input numel divided by output numel).", UserWarning, stacklevel=3)  # fmt: skip
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _degenerate_var(a, dim, keepdim, centered, squares, dof), False
+
+
+def _degenerate_var(a: Tensor, dim: Any, keepdim: bool, centered: Tensor, squares: Tensor, dof: float) -> Tensor:
+    """torch where N - correction <= 0: the value is squares / 0 (inf; nan where all x are equal),
+    the gradient torch's formula: g * where(x == m, nan, inf) over all elements (dim None);
+    along dims g * 2 (x - m) / (N - correction), which is finite for N < correction. A
+    surrogate sum(x * slope) - (the same, held constant), which is 0, carries that gradient."""
+    infinite = dim is None or a.ndim == 0 or dof == 0  # the gradient is slope * inf
+    if dim is None or a.ndim == 0:
+        slope = primitive("ne", [centered, 0.0])
+    else:
+        slope = centered if dof == 0 else primitive("mul", [centered, 2.0 / dof])
+    surrogate = _reduce("sum", primitive("mul", [a, primitive("stop_gradient", [slope])]), dim, keepdim)
+    zero = primitive("sub", [surrogate, primitive("stop_gradient", [surrogate])])
+    held = primitive("stop_gradient", [squares])
+    if infinite:
+        return primitive("div", [primitive("add", [held, zero]), 0.0])
+    return primitive("add", [primitive("div", [held, 0.0]), zero])
 
 
 def var(a: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *, correction: Any = None) -> Tensor:
-    return recorded(_var(a, dim, unbiased, keepdim, correction), "VarBackward0", "var", [a])
+    return recorded(_var(a, dim, unbiased, keepdim, correction)[0], "VarBackward0", "var", [a])
 
 
 def std(a: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *, correction: Any = None) -> Tensor:
-    result = primitive("sqrt", [_var(a, dim, unbiased, keepdim, correction)])
+    """sqrt(var); where std is 0 its gradient is 0, as in torch (norm_sqrt: sqrt with 0 slope at 0)."""
+    variance, regular = _var(a, dim, unbiased, keepdim, correction)
+    result = primitive("norm_sqrt" if regular else "sqrt", [variance])
     return recorded(result, "StdBackward0", "std", [a])
 
 
@@ -160,12 +200,21 @@ def norm(a: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtyp
     return recorded(result, "LinalgVectorNormBackward0", "norm", [a])
 
 
-def _logsumexp(a: Tensor, dim: Any, keepdim: bool) -> Tensor:
-    """m + log(sum(exp(x - m))) with m = amax(x), held constant (the result does not depend on it)."""
+def _shifted_exp(a: Tensor, dim: Any) -> tuple[Tensor, Any]:
+    """(exp(x - m), m) with m = amax(x) held constant (results do not depend on it), finite:
+    0 where every element is -inf (avoids inf - inf) or where `dim` is empty (torch: an
+    empty softmax, a logsumexp of -inf)."""
+    if _count(a, dim) == 0:
+        return primitive("exp", [a]), 0.0
     m = primitive("stop_gradient", [_reduce("amax", a, dim, True)])
-    m = primitive("where", [primitive("isinf", [m]), 0.0, m])  # all -inf: avoid inf - inf
-    total = _reduce("sum", primitive("exp", [primitive("sub", [a, m])]), dim, True)
-    result = primitive("add", [primitive("log", [total]), m])
+    m = primitive("where", [primitive("isinf", [m]), 0.0, m])
+    return primitive("exp", [primitive("sub", [a, m])]), m
+
+
+def _logsumexp(a: Tensor, dim: Any, keepdim: bool) -> Tensor:
+    """m + log(sum(exp(x - m)))."""
+    e, m = _shifted_exp(a, dim)
+    result = primitive("add", [primitive("log", [_reduce("sum", e, dim, True)]), m])
     if not keepdim:
         result = primitive("reshape", [result], shape=tuple(n for d, n in enumerate(a.shape) if d not in axes_of(a, dim)))
     return result
@@ -176,8 +225,7 @@ def logsumexp(a: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
 
 
 def softmax(a: Tensor, dim: int, dtype: Any = None) -> Tensor:
-    m = primitive("stop_gradient", [_reduce("amax", a, dim, True)])
-    e = primitive("exp", [primitive("sub", [a, m])])
+    e, _ = _shifted_exp(a, dim)
     return recorded(primitive("div", [e, _reduce("sum", e, dim, True)]), "SoftmaxBackward0", "softmax", [a])
 
 

@@ -190,19 +190,25 @@ def chunk(a: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
 
 
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
-    tensors = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)] or list(tensors)
-    first = tensors[0]
+    """Parts of shape (0,) fit any shape, as in torch: they join as an empty slab (their
+    gradient is empty, not None)."""
+    tensors = list(tensors)
+    shaped = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)] or tensors
+    first = shaped[0]
     (d,) = axes_of(first, dim)
-    for t_ in tensors:
+    for t_ in shaped:
         if t_.ndim != first.ndim or any(t_.shape[k] != first.shape[k] for k in range(first.ndim) if k != d):
             raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. "
                                f"Expected size {first.shape} but got size {t_.shape} for a tensor in the list.")  # fmt: skip
     dt = result_dtype(tensors)
-    total = sum(t_.shape[d] for t_ in tensors)
+    total = sum(t_.shape[d] for t_ in shaped)
     shape = tuple(total if k == d else n for k, n in enumerate(first.shape))
     result = Tensor._wrap(np.zeros(shape, dtype=dt))
+    slab = tuple(0 if k == d else n for k, n in enumerate(shape))
     offset = 0
     for part in tensors:
+        if part.ndim != len(shape):
+            part = primitive("reshape", [part], part._value.dtype, shape=slab)
         spec = tuple((offset, 1, part.shape[d]) if k == d else (0, 1, n) for k, n in enumerate(shape))
         result = primitive("setitem", [result, part], dt, spec=spec)
         offset += part.shape[d]
