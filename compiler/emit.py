@@ -57,10 +57,13 @@ class _Emitter:
 
     def call_math(self, name: str, args: list[ir.Value], intrinsic: bool = True) -> ir.Value:
         """Call `llvm.<name>.f32|f64`, or the libm function `<name>` / `<name>f`
-        (vector arguments: the vectoriser picks the function)."""
-        ty = args[0].type
-        if isinstance(ty, ir.VectorType) and self.vectorizer is not None:
+        (with a vectoriser, it picks the function)."""
+        if self.vectorizer is not None:  # vectors, and scalars computed as vector lanes would be
             return self.vectorizer.call_math(self, name, args, intrinsic)
+        return self.call_scalar_math(name, args, intrinsic)
+
+    def call_scalar_math(self, name: str, args: list[ir.Value], intrinsic: bool) -> ir.Value:
+        ty = args[0].type
         is_f32 = ty == FLOAT_TYPES["float32"]
         if intrinsic:
             full = f"llvm.{name}.{'f32' if is_f32 else 'f64'}"

@@ -52,17 +52,33 @@ class ExplicitVectors:
     def call_math(self, e: _Emitter, name: str, args: list[ir.Value], intrinsic: bool) -> ir.Value:
         """A math function on vectors: the libmvec function if there is one, else
         `llvm.<name>.v<n>f32|f64` (LLVM calls libm lane by lane) or, for libm
-        functions without an intrinsic, the scalar function lane by lane."""
+        functions without an intrinsic, the scalar function lane by lane.
+
+        On scalars: the same libmvec function on a splat of the arguments (lane 0), so
+        that remainder iterations and scalar loops compute exactly what vector lanes
+        do (equal inputs give equal values: the ties amax's gradient looks for)."""
         ty = args[0].type
-        suffix = "f32" if ty.element == FLOAT_TYPES["float32"] else "f64"
-        scalar = f"llvm.{name}.{suffix}" if intrinsic else name + ("f" if suffix == "f32" else "")
-        symbol = self.functions.get((scalar, ty.count))
+        if not isinstance(ty, ir.VectorType):
+            lanes = self.lanes.get("float32" if ty == FLOAT_TYPES["float32"] else "float64", 0)
+            if lanes < 2 or not self._variant(name, ir.VectorType(ty, lanes), intrinsic):
+                return e.call_scalar_math(name, args, intrinsic)
+            vectors = [_splat(e.b, a, lanes) for a in args]
+            return e.b.extract_element(self.call_math(e, name, vectors, intrinsic), ir.Constant(I32, 0))
+        symbol = self._variant(name, ty, intrinsic)
         if symbol is not None:
             return e.b.call(e.declare(symbol, ty, len(args), pure=True), args)
+        suffix = "f32" if ty.element == FLOAT_TYPES["float32"] else "f64"
         if intrinsic:
             fn = e.declare(f"llvm.{name}.v{ty.count}{suffix}", ty, len(args), pure=False)
             return e.b.call(fn, args)
+        scalar = name + ("f" if suffix == "f32" else "")
         return _lane_by_lane(e, e.declare(scalar, ty.element, len(args), pure=True), args)
+
+    def _variant(self, name: str, ty: ir.VectorType, intrinsic: bool) -> str | None:
+        """The libmvec symbol computing `name` on vectors of type `ty`, if any."""
+        suffix = "f32" if ty.element == FLOAT_TYPES["float32"] else "f64"
+        scalar = f"llvm.{name}.{suffix}" if intrinsic else name + ("f" if suffix == "f32" else "")
+        return self.functions.get((scalar, ty.count))
 
     def vector_loop(
         self,

@@ -81,11 +81,6 @@ KNOWN_DIFFERENCES = {
     "std reads only inputs that are not constant along the reduced dims",
     "cat-empty-grad": "symgrad bug: cat([e, y]) with e of size 0 and y not: e.grad stays None, torch "
     "gives an empty tensor; cat's parts are all empty or all not",
-    "amax-ties-recomputed": "symgrad bug (since the libmvec back end): amax/amin/max() of f(x) with "
-    "tied values (x = [2.875] * 3, f = exp, sin, tanh...): the backward gives the whole gradient to "
-    "some of the tied elements (exp: [0, 0, 17.7], torch [5.9, 5.9, 5.9]), as f is computed "
-    "differently in vector lanes and the scalar tail of a loop, which breaks the tie; these "
-    "reductions read exactly computed values only",
     "nan-piecewise": "NaN into a piecewise op: torch's conventions differ from symgrad's (torch "
     "sign(nan) = 0; clamp with a NaN tensor bound gives NaN; maximum(nan, b) sends the gradient "
     "to both); piecewise ops read only values without NaN/inf",
@@ -417,8 +412,6 @@ class Builder:
             return None  # torch: "Expected reduction dim to have non-zero size"
         if op in NAN_SENSITIVE and not self.plain(a):
             return None  # KNOWN_DIFFERENCES["nan-piecewise"]
-        if extreme and not a.exact and not self.known:
-            return None  # KNOWN_DIFFERENCES["amax-ties-recomputed"]
         if op == "logsumexp" and count == 0 and not self.known:
             return None  # KNOWN_DIFFERENCES["empty-softmax"]
         self.drawn.add(f"{op}({'all' if dim is None else 'dim'})")
