@@ -4,7 +4,9 @@ sum, N = 1000, for K = 10, 100, 1000 (and 10000 with --big); the log-log slope o
 chain's first-call time against K; and the per-call time of the compiled chain.
 
 Every first call runs in a fresh subprocess (after the library is imported, so import time
-is not counted), with a timeout (--timeout, default 30 s): a timeout is reported as such.
+is not counted) with symgrad's disk cache off (SYMGRAD_CACHE_DIR=off: a cold compile, not a
+warm start, which W5 measures), with a timeout (--timeout, default 30 s): a timeout is
+reported as such.
 Peers: jax.jit(value_and_grad) the same way; hand-written numpy for the chain's per-call
 time. Run: `python -m benchmarks.w4_compile [--big]`.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
@@ -22,6 +25,7 @@ import numpy as np
 from benchmarks.common import Row, Table, Time, at_most, judge, main, max_rel_error, median_time, run_child
 
 N = 1000
+COLD = {**os.environ, "SYMGRAD_CACHE_DIR": "off"}  # every first call compiles
 
 
 def chain(x, k: int, sin):
@@ -92,7 +96,7 @@ def first_call(lib: str, case: str, timeout: float, runs: int = 1) -> tuple[Time
     """(median first-call seconds over `runs` fresh processes, per-call seconds) or reasons."""
     firsts, per_call = [], None
     for _ in range(runs):
-        report = run_child("benchmarks.w4_compile", ["--child", lib, case], timeout)
+        report = run_child("benchmarks.w4_compile", ["--child", lib, case], timeout, COLD)
         if isinstance(report, str):
             return report, None
         if report["error"] > 1e-9:

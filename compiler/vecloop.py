@@ -9,7 +9,7 @@ the loop. Iterations [0, k) with k a multiple of the lane count run as vectors;
 `emit` runs the rest with the scalar body. Results equal the scalar loop's, bit
 for bit, except for math functions that come from libmvec: stores and reductions
 happen in iteration order, and a reduction adds lane after lane.
-Imports `.emit`, `.program` and `llvmlite.ir`.
+Imports `.emit`, `.opcode_ir`, `.program` and `llvmlite.ir`.
 """
 
 from __future__ import annotations
@@ -20,17 +20,16 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from .emit import (
+from .emit import accumulate, counted_loop
+from .opcode_ir import (
     EMITTERS,
     FLOAT_TYPES,
     I32,
     I64,
     ITEMSIZE,
-    _Emitter,
+    EmitContext,
     access_ptr,
-    accumulate,
     convert,
-    counted_loop,
     load_element,
     store_element,
 )
@@ -49,24 +48,40 @@ class ExplicitVectors:
     lanes: Mapping[str, int]
     functions: Mapping[tuple[str, int], str]
 
-    def call_math(self, e: _Emitter, name: str, args: list[ir.Value], intrinsic: bool) -> ir.Value:
+    def call_math(self, e: EmitContext, name: str, args: list[ir.Value], intrinsic: bool) -> ir.Value:
         """A math function on vectors: the libmvec function if there is one, else
         `llvm.<name>.v<n>f32|f64` (LLVM calls libm lane by lane) or, for libm
-        functions without an intrinsic, the scalar function lane by lane."""
+        functions without an intrinsic, the scalar function lane by lane.
+
+        On scalars: the same libmvec function on a splat of the arguments (lane 0), so
+        that remainder iterations and scalar loops compute exactly what vector lanes
+        do (equal inputs give equal values: the ties amax's gradient looks for)."""
         ty = args[0].type
-        suffix = "f32" if ty.element == FLOAT_TYPES["float32"] else "f64"
-        scalar = f"llvm.{name}.{suffix}" if intrinsic else name + ("f" if suffix == "f32" else "")
-        symbol = self.functions.get((scalar, ty.count))
+        if not isinstance(ty, ir.VectorType):
+            lanes = self.lanes.get("float32" if ty == FLOAT_TYPES["float32"] else "float64", 0)
+            if lanes < 2 or not self._variant(name, ir.VectorType(ty, lanes), intrinsic):
+                return e.call_scalar_math(name, args, intrinsic)
+            vectors = [_splat(e.b, a, lanes) for a in args]
+            return e.b.extract_element(self.call_math(e, name, vectors, intrinsic), ir.Constant(I32, 0))
+        symbol = self._variant(name, ty, intrinsic)
         if symbol is not None:
             return e.b.call(e.declare(symbol, ty, len(args), pure=True), args)
+        suffix = "f32" if ty.element == FLOAT_TYPES["float32"] else "f64"
         if intrinsic:
             fn = e.declare(f"llvm.{name}.v{ty.count}{suffix}", ty, len(args), pure=False)
             return e.b.call(fn, args)
+        scalar = name + ("f" if suffix == "f32" else "")
         return _lane_by_lane(e, e.declare(scalar, ty.element, len(args), pure=True), args)
+
+    def _variant(self, name: str, ty: ir.VectorType, intrinsic: bool) -> str | None:
+        """The libmvec symbol computing `name` on vectors of type `ty`, if any."""
+        suffix = "f32" if ty.element == FLOAT_TYPES["float32"] else "f64"
+        scalar = f"llvm.{name}.{suffix}" if intrinsic else name + ("f" if suffix == "f32" else "")
+        return self.functions.get((scalar, ty.count))
 
     def vector_loop(
         self,
-        e: _Emitter,
+        e: EmitContext,
         loop: Loop,
         outer: list[ir.Value],
         registers: list[Store],
@@ -89,7 +104,7 @@ class ExplicitVectors:
         return count, counted_loop(e.b, count, running, body, step=lanes)
 
 
-def vectorizable(e: _Emitter, loop: Loop) -> bool:
+def vectorizable(e: EmitContext, loop: Loop) -> bool:
     """Whether the iterations of `loop`'s innermost axis may run as vectors."""
     buffers = e.program.buffers
     loaded = {a.buffer for a in loop.loads}
@@ -102,7 +117,7 @@ def vectorizable(e: _Emitter, loop: Loop) -> bool:
     )
 
 
-def _lane_by_lane(e: _Emitter, fn: ir.Function, args: list[ir.Value]) -> ir.Value:
+def _lane_by_lane(e: EmitContext, fn: ir.Function, args: list[ir.Value]) -> ir.Value:
     b, ty = e.b, args[0].type
     result: ir.Value = ir.Constant(ty, ir.Undefined)
     for lane in range(ty.count):
@@ -119,7 +134,7 @@ def _splat(b: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
     )
 
 
-def _vector_body(e: _Emitter, loop: Loop, outer: list[ir.Value], i: ir.Value, lanes: int) -> list[ir.Value]:
+def _vector_body(e: EmitContext, loop: Loop, outer: list[ir.Value], i: ir.Value, lanes: int) -> list[ir.Value]:
     """The SSA body for iterations i .. i + lanes - 1, one vector per instruction."""
     ty = ir.VectorType(FLOAT_TYPES[loop.dtype], lanes)
     values: list[ir.Value] = []
@@ -133,7 +148,7 @@ def _vector_body(e: _Emitter, loop: Loop, outer: list[ir.Value], i: ir.Value, la
     return values
 
 
-def _vector_load(e: _Emitter, access: Access, outer: list[ir.Value], i: ir.Value, lanes: int) -> ir.Value:
+def _vector_load(e: EmitContext, access: Access, outer: list[ir.Value], i: ir.Value, lanes: int) -> ir.Value:
     """Elements i .. i + lanes - 1 of an access: one load (stride 1), a broadcast
     (stride 0), or one load per lane."""
     b, stride = e.b, access.strides[-1]
@@ -151,7 +166,7 @@ def _vector_load(e: _Emitter, access: Access, outer: list[ir.Value], i: ir.Value
 
 
 def _vector_stores(
-    e: _Emitter,
+    e: EmitContext,
     loop: Loop,
     stores: list[Store],
     values: list[ir.Value],
@@ -183,7 +198,7 @@ def _contiguous(st: Store) -> bool:
     return st.mode == "assign" and st.access.strides[-1] == 1
 
 
-def _reduce(e: _Emitter, loop: Loop, st: Store, running: ir.Value, vector: ir.Value, lanes: int) -> ir.Value:
+def _reduce(e: EmitContext, loop: Loop, st: Store, running: ir.Value, vector: ir.Value, lanes: int) -> ir.Value:
     """Fold the lanes into a register reduction one after another, as the scalar loop would."""
     for lane in range(lanes):
         running = accumulate(e, loop, st, running, e.b.extract_element(vector, ir.Constant(I32, lane)))

@@ -122,37 +122,62 @@ def host_library(features: str, resolve: Callable[[str], int]) -> VectorLibrary 
 
 # ---------------------------------------------------------------- IR text
 
-_CALL = re.compile(r'^(\s*%\S+ = call (?:double|float) @"?([\w.]+)"?\(.*\))$', re.M)
+_CALL = re.compile(r'^(\s*%\S+ = call (double|float) )@"?([\w.]+)"?(\(.*\))$', re.M)
 _ATTRIBUTE_GROUP = re.compile(r"#(\d+)")
+WRAPPER = "symgrad.vm."  # prefix of the scalar entry to a variant: symgrad.vm.llvm.sin.f64
 
 
 def annotate(llvm_ir: str, library: VectorLibrary) -> str:
-    """Mark each scalar math call of `llvm_ir` with its libmvec variants and declare them.
+    """Route each scalar math call of `llvm_ir` through the widest libmvec variant.
 
-    The declarations are kept alive through `llvm.compiler.used` (otherwise global
-    optimisation deletes them before the vectoriser looks for them).
+    A call to `llvm.sin.f64` becomes a call to `symgrad.vm.llvm.sin.f64`, which runs
+    `_ZGVeN8v_sin` on a splat of its argument and is marked with that one variant, so
+    the loop vectoriser calls it 8 lanes at a time and the remainder iterations (and
+    code it does not vectorise) compute the very same function: one input gives one
+    value everywhere in the program (ties stay ties). The wrapper is never inlined
+    (the vectoriser does not take loops with vector instructions). Declarations and
+    wrappers are kept alive and whole through `llvm.compiler.used`.
     """
     groups: dict[str, int] = {}
     first = 1 + max((int(n) for n in _ATTRIBUTE_GROUP.findall(llvm_ir)), default=0)
 
-    def mark(match: re.Match[str]) -> str:
-        variants = library.variants.get(match.group(2))
-        if not variants:
-            return match.group(1)
-        group = groups.setdefault(match.group(2), first + len(groups))
-        return f"{match.group(1)} #{group}"
+    def reroute(match: re.Match[str]) -> str:
+        prefix, _, scalar, args = match.groups()
+        if scalar not in library.variants:
+            return match.group(0)
+        group = groups.setdefault(scalar, first + len(groups))
+        return f'{prefix}@"{WRAPPER}{scalar}"{args} #{group}'
 
-    text = _CALL.sub(mark, llvm_ir)
+    text = _CALL.sub(reroute, llvm_ir)
     if not groups:
         return llvm_ir
-    used = [v for scalar in groups for v in library.variants[scalar]]
+    used = [library.variants[scalar][-1] for scalar in groups]
     lines = [text.rstrip("\n"), ""]
     lines += [v.declaration() for v in used]
-    for scalar, group in groups.items():
-        mappings = ",".join(v.mapping() for v in library.variants[scalar])
-        lines.append(f'attributes #{group} = {{ "vector-function-abi-variant"="{mappings}" }}')
-    pointers = ", ".join(f"ptr @{v.symbol}" for v in used)
+    lines += [_wrapper(v) for v in used]
+    for v in used:
+        mapping = f"_ZGV_LLVM_N{v.lanes}{'v' * v.arity}_{WRAPPER}{v.scalar}({v.symbol})"
+        lines.append(f'attributes #{groups[v.scalar]} = {{ "vector-function-abi-variant"="{mapping}" }}')
+    # kept whole: with an address in use, no interprocedural pass specialises a wrapper to a
+    # constant argument (pow(x, 2.0)), which would no longer match its variant's arity
+    pointers = [f"ptr @{v.symbol}" for v in used] + [f'ptr @"{WRAPPER}{v.scalar}"' for v in used]
     lines.append(
-        f'@llvm.compiler.used = appending global [{len(used)} x ptr] [{pointers}], section "llvm.metadata"'
+        f"@llvm.compiler.used = appending global [{len(pointers)} x ptr] [{', '.join(pointers)}], "
+        'section "llvm.metadata"'
     )
     return "\n".join(lines) + "\n"
+
+
+def _wrapper(v: Variant) -> str:
+    """`ty @symgrad.vm.<scalar>(ty...)`: the variant on splats of the arguments, lane 0."""
+    ty, vec = LLVM_TYPES[v.ty], f"<{v.lanes} x {LLVM_TYPES[v.ty]}>"
+    params = ", ".join(f"{ty} %a{k}" for k in range(v.arity))
+    body = []
+    for k in range(v.arity):
+        body.append(f"  %i{k} = insertelement {vec} poison, {ty} %a{k}, i64 0")
+        body.append(f"  %s{k} = shufflevector {vec} %i{k}, {vec} poison, <{v.lanes} x i32> zeroinitializer")
+    args = ", ".join(f"{vec} %s{k}" for k in range(v.arity))
+    body.append(f"  %r = call {vec} @{v.symbol}({args})")
+    body.append(f"  %e = extractelement {vec} %r, i64 0")
+    head = f'define internal {ty} @"{WRAPPER}{v.scalar}"({params}) noinline nounwind willreturn memory(none) {{'
+    return "\n".join([head, *body, f"  ret {ty} %e", "}"])

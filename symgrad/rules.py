@@ -83,6 +83,7 @@ ARITHMETIC = [
     Rule("x-0", ("sub", "x", 0.0), "x"),  # x - 0 -> x
     Rule("0-x", ("sub", 0.0, "x"), ("neg", "x")),  # 0 - x -> -x
     Rule("x**1", ("pow", "x", 1.0), "x"),  # x ** 1 -> x
+    Rule("x**2", ("pow", "x", 2.0), ("mul", "x", "x")),  # ~ x ** 2 -> x * x (as numpy and torch compute it)
     Rule("-1*x", ("mul", -1.0, "x"), ("neg", "x")),  # -1 * x -> -x
     Rule("--x", ("neg", ("neg", "x")), "x"),  # -(-x) -> x
     Rule("x*c", ("mul", "x", "c"), ("mul", "c", "x")),  # x * c -> c * x (constants first)

@@ -46,20 +46,54 @@ class RewriteStats:
     nodes_after: int = 0
 
 
-def match(pattern: Pattern, node: Node, b: Bindings) -> bool:
+Matcher = Callable[[Node, Bindings], bool]
+
+
+def compile_pattern(pattern: Pattern) -> Matcher:
+    """`matches(node, bindings)`: does `node` match `pattern` (filling `bindings`)? The
+    pattern is read once: names bind at their first occurrence (left to right, depth
+    first) and compare with `is` at the next ones."""
+    return _compile(pattern, set())
+
+
+def _compile(pattern: Pattern, bound: set[str]) -> Matcher:
     if isinstance(pattern, str):
-        if pattern.startswith("c") and node.op != "const":
-            return False
-        if pattern in b:
-            return b[pattern] is node
-        b[pattern] = node
-        return True
+        name, const_only = pattern, pattern.startswith("c")
+        if name in bound:
+            return lambda node, b: b[name] is node
+        bound.add(name)
+
+        def bind(node: Node, b: Bindings) -> bool:
+            if const_only and node.op != "const":
+                return False
+            b[name] = node
+            return True
+
+        return bind
     if isinstance(pattern, (int, float)):
-        return node.op == "const" and node.attrs[0] == pattern
+        value = pattern
+        return lambda node, b: node.op == "const" and node.attrs[0] == value
     op, *args = pattern
-    if node.op != op or len(node.inputs) != len(args):
-        return False
-    return all(match(p, i, b) for p, i in zip(args, node.inputs))
+    arity, parts = len(args), [_compile(a, bound) for a in args]
+
+    def node_matches(node: Node, b: Bindings) -> bool:
+        if node.op != op or len(node.inputs) != arity:
+            return False
+        for part, i in zip(parts, node.inputs):
+            if not part(i, b):
+                return False
+        return True
+
+    return node_matches
+
+
+def _fits(pattern: Pattern, op: str) -> bool:
+    """Can a node with this op match `pattern` (an argument of a rule's pattern)?"""
+    if isinstance(pattern, tuple):
+        return pattern[0] == op
+    if isinstance(pattern, (int, float)) or pattern.startswith("c"):
+        return op == "const"
+    return True
 
 
 def build(template: Any, b: Bindings, like: Node, rewrite: Callable[[Node], Node]) -> Node:
@@ -84,15 +118,18 @@ class Rewriter:
 
     def __init__(self, passes: Sequence[tuple[str, Callable]], rules: Sequence[Rule]) -> None:
         self.passes = list(passes)
-        self.rules_by_op: dict[str, list[Rule]] = {}
+        self.rules_by_op: dict[str, list[tuple[Rule, Matcher]]] = {}
         for rule in rules:
-            self.rules_by_op.setdefault(rule.pattern[0], []).append(rule)
+            self.rules_by_op.setdefault(rule.pattern[0], []).append((rule, compile_pattern(rule.pattern)))
         self.stats = RewriteStats()
+        self._by_ops: dict[tuple[str, ...], list[tuple[Rule, Matcher]]] = {}
+        self.fixed: dict[int, Node] = {}  # nodes no rule or pass changes (kept alive: ids stay theirs)
 
     def run(self, roots: Sequence[Node]) -> list[Node]:
-        self.stats.nodes_before += len(topo_order(roots))
+        order = topo_order(roots)
+        self.stats.nodes_before += len(order)
         memo: dict[int, Node] = {}
-        for node in topo_order(roots):
+        for node in order:
             if node.inputs:
                 inputs = tuple(memo[id(i)] for i in node.inputs)
                 if any(a is not b for a, b in zip(inputs, node.inputs)):
@@ -108,8 +145,11 @@ class Rewriter:
 
     def rewrite(self, node: Node) -> Node:
         for _ in range(64):  # a bound, in case two rules undo each other
+            if id(node) in self.fixed:  # nodes are immutable: a fixed point stays one
+                return node
             new = self._step(node)
             if new is None:
+                self.fixed[id(node)] = node
                 return node
             node = new
         return node
@@ -121,13 +161,24 @@ class Rewriter:
             new = fn(node)
             if new is not None and new is not node:
                 return self._accept(name, node, new)
-        for rule in self.rules_by_op.get(node.op, ()):
+        for rule, matches in self._candidates(node):
             b: Bindings = {}
-            if match(rule.pattern, node, b) and (rule.when is None or rule.when(b, node)):
+            if matches(node, b) and (rule.when is None or rule.when(b, node)):
                 new = build(rule.replacement, b, node, self.rewrite)
                 if new is not node:
                     return self._accept(rule.name, node, new)
         return None
+
+    def _candidates(self, node: Node) -> list[tuple[Rule, Matcher]]:
+        """The rules whose pattern fits the ops of `node` and of its inputs (cached per ops)."""
+        key = (node.op, *(i.op for i in node.inputs))
+        found = self._by_ops.get(key)
+        if found is None:
+            found = self._by_ops[key] = [
+                (rule, matches) for rule, matches in self.rules_by_op.get(node.op, ())
+                if len(rule.pattern) == len(key) and all(_fits(p, op) for p, op in zip(rule.pattern[1:], key[1:]))
+            ]  # fmt: skip
+        return found
 
     def _accept(self, name: str, old: Node, new: Node) -> Node:
         if new.dtype != old.dtype:

@@ -71,11 +71,6 @@ KNOWN_DIFFERENCES = {
     "prod reads values that may hold NaN or inf only through abs() + 0.5",
     "atan2-origin": "torch convention: the gradient of atan2 at (0, 0) is 0 in torch, nan in symgrad; "
     "one of atan2's arguments is kept away from 0",
-    "amax-ties-recomputed": "symgrad bug (since the libmvec back end): amax/amin/max() of f(x) with "
-    "tied values (x = [2.875] * 3, f = exp, sin, tanh...): the backward gives the whole gradient to "
-    "some of the tied elements (exp: [0, 0, 17.7], torch [5.9, 5.9, 5.9]), as f is computed "
-    "differently in vector lanes and the scalar tail of a loop, which breaks the tie; these "
-    "reductions read exactly computed values only",
     "inf-into-flat-piece": "an infinite gradient into the flat piece of relu, clamp, maximum or "
     "minimum (log(-relu(x)) at x = 0, log(x.clamp(min=0)) at x < 0): torch's backward selects (0), "
     "symgrad multiplies by the slope 0 (nan; where() selects, as torch); values computed through "
@@ -420,8 +415,6 @@ class Builder:
             return None  # torch: "Expected reduction dim to have non-zero size"
         if op in NAN_SENSITIVE and not self.plain(a):
             return None  # KNOWN_DIFFERENCES["nan-piecewise"]
-        if extreme and not a.exact and not self.known:
-            return None  # KNOWN_DIFFERENCES["amax-ties-recomputed"]
         self.drawn.add(f"{op}({'all' if dim is None else 'dim'})")
         special = count == 0 and op in ("mean", "logsumexp")  # nan, -inf
         if op in ("max", "min") and dim is not None:

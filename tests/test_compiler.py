@@ -561,9 +561,9 @@ def test_scatter_index_out_of_bounds_raises(session: JitSession, bad: int) -> No
 
 
 def test_status_codes_agree_between_emitter_and_caller() -> None:
-    from symgrad.compiler import call, emit
+    from symgrad.compiler import call, opcode_ir
 
-    assert call.STATUS_INDEX_ERROR == emit.STATUS_INDEX_ERROR != emit.STATUS_OK == 0
+    assert call.STATUS_INDEX_ERROR == opcode_ir.STATUS_INDEX_ERROR != opcode_ir.STATUS_OK == 0
 
 
 def test_bound_not_buffer_size_limits_indices(session: JitSession) -> None:

@@ -129,3 +129,22 @@ def test_stable_forms_reach_the_gradient():
     f = symgrad.value_and_grad(lambda v: symgrad.log(1 + v).sum())
     value, g = f(np.array([1e-17, 1e-10]))
     assert value == pytest.approx(1e-17 + 1e-10, rel=1e-12)  # log1p: exact where log(1 + x) gives 0
+
+
+def test_compiled_patterns_bind_compare_and_filter():
+    """A name binds at its first occurrence and must be the same node at the next; c-names
+    bind constants only; a number matches a constant of that value."""
+    from symgrad.simplify import compile_pattern
+
+    x = leaf((3,), "float64", ValueSlot(np.ones(3)))
+    y = leaf((3,), "float64", ValueSlot(np.ones(3)))
+    two = const(2.0, "float64")
+    twice = compile_pattern(("add", "x", "x"))
+    assert twice(apply("add", x, x), {}) and not twice(apply("add", x, y), {})
+    scaled = compile_pattern(("mul", "c", "x"))
+    b: dict = {}
+    assert scaled(apply("mul", two, y), b) and b == {"c": two, "x": y}
+    assert not scaled(apply("mul", x, y), {})
+    assert compile_pattern(("mul", 2.0, "x"))(apply("mul", two, x), {})
+    assert not compile_pattern(("mul", 1.0, "x"))(apply("mul", two, x), {})
+    assert not compile_pattern(("neg", ("neg", "x")))(apply("neg", x), {})
