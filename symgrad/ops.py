@@ -86,11 +86,11 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
     """`name(*operands)` evaluated eagerly, with its DAG node when grad is being recorded."""
     prim = REGISTRY[name]
     if prim.kind == "elementwise":
-        _check_broadcast([o.shape for o in operands if isinstance(o, Tensor)])
+        _check_broadcast([o._value.shape for o in operands if isinstance(o, Tensor)])
     dt = dt if dt is not None else result_dtype(operands)
     index = INDEX_OPERANDS.get(name, ())  # int64 positions stay int64
     arrays = [o._value if k in index else _array(o, dt) for k, o in enumerate(operands)]
-    value = prim.evaluate(tuple(attrs[a] for a in prim.attr_names), *arrays)
+    value = prim.evaluate(tuple([attrs[a] for a in prim.attr_names]) if prim.attr_names else (), *arrays)
     result = Tensor._wrap(np.asarray(value, dtype=dt))
     if grad_enabled_for(*operands):
         nodes = [o.graph_node() if k in index else _node(o, dt) for k, o in enumerate(operands)]
