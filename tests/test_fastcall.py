@@ -25,6 +25,7 @@ from symgrad.compiler import (
     Loop,
     Store,
     fastcall,
+    pylayout,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,7 +220,7 @@ def test_programs_sharing_a_kernel_symbol_get_distinct_entries(tmp_path) -> None
 
 
 def test_unverified_layout_refuses_with_runtime_error(session, monkeypatch) -> None:
-    monkeypatch.setattr(fastcall, "_LAYOUT", RuntimeError("fast entry: PyArrayObject.nd does not match"))
+    monkeypatch.setattr(pylayout, "_LAYOUT", RuntimeError("fast entry: PyArrayObject.nd does not match"))
     compiled = session.compile(sum_and_product(2), name="refused")
     with pytest.raises(RuntimeError, match="PyArrayObject.nd"):
         compiled.fast_entry()
@@ -227,13 +228,13 @@ def test_unverified_layout_refuses_with_runtime_error(session, monkeypatch) -> N
 
 
 def test_layout_checks_detect_a_wrong_offset() -> None:
-    offsets = dict(fastcall.layout().offsets)
-    fastcall._verify_array(np.zeros((2, 3)), offsets)
+    offsets = dict(pylayout.layout().offsets)
+    pylayout.verify_array(np.zeros((2, 3)), offsets)
     for field in ("data", "nd", "dimensions", "descr", "flags", "type_num", "byteorder"):
         wrong = {**offsets, field: offsets[field] + 8}
         with pytest.raises(RuntimeError, match="does not match"):
-            for probe in fastcall._probe_arrays():
-                fastcall._verify_array(probe, wrong)
+            for probe in pylayout.probe_arrays():
+                pylayout.verify_array(probe, wrong)
 
 
 # ---------------------------------------------------------------- bad inputs
