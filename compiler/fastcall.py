@@ -2,7 +2,9 @@
 
 Owns the entry's specification, its IR text (with the process facts of `.pylayout`
 baked in) and the builtin object, whose `self` keeps the machine code of the entry
-and of its kernel alive. Imports numpy, ctypes, `.program` and `.pylayout`; code is
+and of its kernel alive. The kernel's address and the program's name are read from
+two globals set after loading, so programs with the same buffers share one entry IR
+(and the session compiles it once). Imports numpy, ctypes, `.program` and `.pylayout`; code is
 added through the session's `add_ir`.
 """
 
@@ -23,6 +25,8 @@ METH_FASTCALL = 0x0080  # stable ABI constant (Include/methodobject.h)
 GIL_RELEASE_ELEMENTS = 1 << 15  # release the GIL around kernels touching this many elements
 STATUS_INDEX_ERROR = 1  # as emit.STATUS_INDEX_ERROR
 MAX_DIMS = 32  # numpy 1.x's NPY_MAXDIMS (2.x allows 64)
+ENTRY_SYMBOL = "symgrad.fastcall"  # a '.', which kernel names cannot have
+KERNEL_GLOBAL, NAME_GLOBAL = "symgrad.kernel", "symgrad.name"  # set in each entry's own engine
 
 # ---------------------------------------------------------------- the entry's IR
 
@@ -75,6 +79,8 @@ class _EntryWriter:
         self.spec, self.o, self.lay = spec, lay.offsets, lay
         self.globals = [f"@api.{n} = private unnamed_addr constant ptr inttoptr (i64 {a} to ptr)"
                         for n, a in lay.addresses.items()]  # fmt: skip
+        # external linkage: the optimiser must not assume they keep their initial null
+        self.globals += [f'@"{KERNEL_GLOBAL}" = global ptr null', f'@"{NAME_GLOBAL}" = global ptr null']
         self.body: list[str] = []
         self.count = 0
 
@@ -126,14 +132,16 @@ class _EntryWriter:
     def store(self, value: str, base: str, index: int) -> None:
         self.emit(f"store ptr {value}, ptr {self.element(base, 'ptr', index)}")
 
-    def raise_error(self, error: str, message: str, args: str = "") -> None:
-        """PyErr_Format(error, message, args...) and jump to `fail`."""
+    def raise_error(self, error: str, message: str, args: str = "", named: bool = True) -> None:
+        """PyErr_Format(error, message, [name,] args...) and jump to `fail`; a `named`
+        message starts with "%s", the program's name (read from a global set at load)."""
+        args = ", ".join(a for a in ("ptr %entry.name" if named else "", args) if a)
         exc, extra = self.api(error), f", {args}" if args else ""
         self.call("ptr", "PyErr_Format", f"ptr {exc}, ptr {self.string(message)}{extra}", "(ptr, ptr, ...) ")
         self.emit("br label %fail")
 
     def message(self, arg: ArgSpec, got: str) -> str:
-        return f"{_format(self.spec.name)}: input {arg.position}: expected {_format(arg.expected)}, {got}"
+        return f"%s: input {arg.position}: expected {_format(arg.expected)}, {got}"
 
     # ---- the function
 
@@ -143,6 +151,7 @@ class _EntryWriter:
         for name, n in (("buffers", s.n_buffers), ("outs", len(s.outputs)), ("temps", len(s.temps))):
             self.emit(f"%{name} = alloca [{max(n, 1)} x ptr], align 8")
         self.emit("%error = alloca [2 x i64], align 8")
+        self.emit(f'%entry.name = load ptr, ptr @"{NAME_GLOBAL}"')
         for i in range(len(s.outputs)):
             self.store("null", "%outs", i)
         for i in range(len(s.temps)):
@@ -150,7 +159,7 @@ class _EntryWriter:
         self.branch(self.value(f"icmp eq i64 %nargs, {len(s.inputs)}"), "arg0" if s.inputs else "allocate",
                     "bad_count")  # fmt: skip
         self.label("bad_count")
-        self.raise_error("TypeError", f"{_format(s.name)}: expected {len(s.inputs)} input arrays, got %zd",
+        self.raise_error("TypeError", f"%s: expected {len(s.inputs)} input arrays, got %zd",
                          "i64 %nargs")  # fmt: skip
         for arg in s.inputs:
             self.argument(arg, f"arg{arg.position + 1}" if arg.position + 1 < len(s.inputs) else "allocate")
@@ -247,7 +256,8 @@ class _EntryWriter:
         shape = self.call("ptr", "PyObject_GetAttrString", f"ptr {array}, ptr {self.string('shape')}")
         self.null_check(shape, f"arg{j}.got_shape", "fail")  # getattr raised: keep its exception
         exc, message = self.api("ValueError"), self.string(self.message(arg, "got shape %S"))
-        self.call("ptr", "PyErr_Format", f"ptr {exc}, ptr {message}, ptr {shape}", "(ptr, ptr, ...) ")
+        self.call("ptr", "PyErr_Format", f"ptr {exc}, ptr {message}, ptr %entry.name, ptr {shape}",
+                  "(ptr, ptr, ...) ")  # fmt: skip
         self.call("void", "Py_DecRef", f"ptr {shape}")
         self.emit("br label %fail")
 
@@ -281,7 +291,8 @@ class _EntryWriter:
         """Call the kernel (without the GIL if it is large), free temps, then check the status."""
         self.label("kernel")
         thread = self.call("ptr", "PyEval_SaveThread", "") if self.spec.release_gil else ""
-        self.emit(f"%status = call i32 inttoptr (i64 {self.spec.kernel} to ptr)(ptr %buffers, ptr %error)")
+        kernel = self.value(f'load ptr, ptr @"{KERNEL_GLOBAL}"')
+        self.emit(f"%status = call i32 {kernel}(ptr %buffers, ptr %error)")
         if thread:
             self.call("void", "PyEval_RestoreThread", f"ptr {thread}")
         for i in range(len(self.spec.temps)):
@@ -294,9 +305,9 @@ class _EntryWriter:
         self.label("index_error")  # same message as CompiledProgram.__call__
         index, bound = self.load("i64", "%error", 0), self.load("i64", "%error", 1)
         self.raise_error("IndexError", "index %zd is out of bounds for dimension with size %zd",
-                         f"i64 {index}, i64 {bound}")  # fmt: skip
+                         f"i64 {index}, i64 {bound}", named=False)  # fmt: skip
         self.label("unknown_status")
-        self.raise_error("RuntimeError", f"{_format(self.spec.name)}: native code returned unknown status %d",
+        self.raise_error("RuntimeError", "%s: native code returned unknown status %d",
                          "i32 %status")  # fmt: skip
 
     def result(self) -> None:
@@ -330,7 +341,7 @@ class FastEntry:
 
     __slots__ = ("method", "strings", "code", "kernel", "spec", "__weakref__")
 
-    def __init__(self, method: MethodDef, strings: tuple[bytes, ...], code: Any, kernel: Any,
+    def __init__(self, method: MethodDef, strings: tuple[Any, ...], code: Any, kernel: Any,
                  spec: EntrySpec) -> None:  # fmt: skip
         self.method, self.strings, self.spec = method, strings, spec
         self.code, self.kernel = code, kernel  # jit.NativeFunction objects
@@ -338,12 +349,20 @@ class FastEntry:
 
 def _builtin(code: Any, kernel: Any, spec: EntrySpec, doc: str) -> Callable[..., Any]:
     name, text = spec.name.encode(), doc.encode()  # the PyMethodDef points into these
+    name_buffer = ctypes.create_string_buffer(name)  # the entry's messages read it
+    _set_global(code, KERNEL_GLOBAL, kernel.address)
+    _set_global(code, NAME_GLOBAL, ctypes.addressof(name_buffer))
     method = MethodDef(name, code.address, METH_FASTCALL, text)
-    keeper = FastEntry(method, (name, text), code, kernel, spec)
+    keeper = FastEntry(method, (name, text, name_buffer), code, kernel, spec)
     new = python_function(
         "PyCFunction_NewEx", ctypes.py_object, ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p
     )
     return new(ctypes.addressof(method), keeper, None)  # type: ignore[no-any-return]
+
+
+def _set_global(code: Any, name: str, value: int) -> None:
+    address = code.global_address(name)
+    ctypes.c_void_p.from_address(address).value = value
 
 
 def _normalized(
@@ -402,11 +421,10 @@ def build_entry(program: KernelProgram, kernel: Any, session: Any, name: str,
     """Compile the entry for `key` (from `entry_key`) through `session.add_ir`; return the builtin.
 
     `kernel` is the kernel's `jit.NativeFunction`: the builtin keeps it alive. The entry's
-    symbol contains a '.', which kernel names cannot; its code has an engine of its own.
+    code has an engine of its own, whose globals say which kernel to call and its name.
     """
-    symbol = f"{name}.fastcall"
-    spec = entry_spec(program, kernel.address, name, symbol, key)
-    code = session.add_ir(entry_ir(spec), symbol)
+    spec = entry_spec(program, kernel.address, name, ENTRY_SYMBOL, key)
+    code = session.add_ir(entry_ir(spec), ENTRY_SYMBOL)
     n_out = len(spec.outputs)
     returns = "the output array" if n_out == 1 else f"a tuple of {n_out} output arrays"
     doc = f"{name}(*{len(spec.inputs)} input arrays) -> {returns} (native entry; shapes {key[0]})"

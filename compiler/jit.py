@@ -18,6 +18,7 @@ import re
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ NO_LIBMVEC_ENV = "SYMGRAD_NO_LIBMVEC"  # set to 1 to keep math scalar (libm) eve
 # instructions: 0.14 s, 1000: 1 s, 3000: 6.5 s). Programs with a longer loop body
 # are vectorised by the emitter (`vecloop`) and optimised without it.
 EXPLICIT_VECTOR_BODY = 400
+RECENT_OBJECTS = 64  # object code of add_ir kept per session: the same IR again is only loaded
 _process_options_set = False  # LLVM command-line options are process-wide
 
 
@@ -56,6 +58,13 @@ class NativeFunction:
         if not self.address:
             raise RuntimeError(f"JIT produced no code for symbol {entry.symbol!r}")
         self.symbol, self.llvm_ir, self.optimized_ir = entry.symbol, entry.llvm_ir, entry.optimized_ir
+
+    def global_address(self, name: str) -> int:
+        """Address of global variable `name` in this code's own data (RuntimeError if absent)."""
+        address = self._engine.get_global_value_address(name)
+        if not address:
+            raise RuntimeError(f"JIT code for {self.symbol!r} has no global {name!r}")
+        return address
 
     def __repr__(self) -> str:
         return f"<NativeFunction {self.symbol} at {self.address:#x}>"
@@ -103,6 +112,7 @@ class JitSession:
         self._linked: dict[str, int] = {}  # external symbol -> address, checked once
         # cache key -> code still held somewhere: asking again shares it (and never keeps it)
         self._loaded: weakref.WeakValueDictionary[str, NativeFunction] = weakref.WeakValueDictionary()
+        self._recent: OrderedDict[str, Entry] = OrderedDict()  # add_ir's IR digest -> object code
         self._lock = threading.Lock()  # the target machine; loading into engines
         self._cache_lock = threading.Lock()  # one cached compile at a time
         if vector_math is None:
@@ -183,7 +193,7 @@ class JitSession:
         (no addresses baked in, no per-process symbol names).
         """
         if self.disk_cache is None or not cache:
-            return self._load(self._codegen(llvm_ir, symbol, explicit=False))
+            return self._load(self._recent_object(llvm_ir, symbol))
         key = diskcache.digest({**self._environment, "symbol": symbol, "llvm_ir": llvm_ir})
         return self._through_cache(key, symbol, lambda: self._codegen(llvm_ir, symbol, False))
 
@@ -204,6 +214,23 @@ class JitSession:
                 self.stats.disk_hits += 1
             native = self._loaded[key] = self._load(entry)
             return native
+
+    def _recent_object(self, llvm_ir: str, symbol: str) -> Entry:
+        """Object code for IR this session compiled recently (loaded again, no LLVM work:
+        each optimisation run costs time and, in llvmlite 0.50, about 60 KiB never freed)."""
+        key = diskcache.digest({"symbol": symbol, "llvm_ir": llvm_ir})
+        with self._cache_lock:
+            entry = self._recent.get(key)
+            if entry is not None:
+                self._recent.move_to_end(key)
+                self.stats.session_hits += 1
+                return entry
+        entry = self._codegen(llvm_ir, symbol, explicit=False)
+        with self._cache_lock:
+            self._recent[key] = entry
+            while len(self._recent) > RECENT_OBJECTS:
+                self._recent.popitem(last=False)
+        return entry
 
     def _codegen(self, llvm_ir: str, symbol: str, explicit: bool) -> Entry:
         """Optimise textual IR and compile it to host object code (nothing is loaded)."""

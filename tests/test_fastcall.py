@@ -219,6 +219,26 @@ def test_programs_sharing_a_kernel_symbol_get_distinct_entries(tmp_path) -> None
         tall(np.ones((1, 4)), np.ones((1, 4)))
 
 
+def test_programs_with_the_same_buffers_share_the_entry_code_not_its_kernel_or_name() -> None:
+    session = JitSession()
+    add_mul = session.compile(sum_and_product(3), name="add_mul")
+    body = [load(0), load(1), Instr("sub", (0, 1)), Instr("div", (0, 1))]  # same buffers, other math
+    access = [Access(k, 0, (1,)) for k in range(4)]
+    sub_div = session.compile(KernelProgram(add_mul.program.buffers, (loop(
+        (3,), "float64", access[:2], body, [Store(access[2], 2), Store(access[3], 3)]),)), name="sub_div")
+    first, codegen = add_mul.fast_entry(), session.stats.codegen
+    second = sub_div.fast_entry()  # the same entry IR: loaded again, not compiled again
+    assert session.stats.codegen == codegen and session.stats.session_hits == 1
+    assert first.__self__.code is not second.__self__.code  # each has its own engine and globals
+    x, y = np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0])
+    np.testing.assert_array_equal(first(x, y)[0], x + y)
+    np.testing.assert_array_equal(second(x, y)[1], x / y)
+    with pytest.raises(TypeError, match="^sub_div: expected 2 input arrays, got 1$"):
+        second(x)
+    with pytest.raises(ValueError, match="^add_mul: input 1: expected"):
+        first(x, np.ones(4))
+
+
 def test_unverified_layout_refuses_with_runtime_error(session, monkeypatch) -> None:
     monkeypatch.setattr(pylayout, "_LAYOUT", RuntimeError("fast entry: PyArrayObject.nd does not match"))
     compiled = session.compile(sum_and_product(2), name="refused")
