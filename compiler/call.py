@@ -2,14 +2,17 @@
 
 Owns input validation, output/temp allocation, the pointer array passed to
 `i32 @name(ptr buffers, ptr error)` and turning its status into exceptions.
-Imports numpy, ctypes, `.program` and `.fastcall` (the native entry points);
-the session that keeps the code alive is held as an opaque reference.
+Imports numpy, ctypes, `.program` and `.fastcall` (the native entry points).
+A CompiledProgram holds the `NativeFunction` owning its machine code (so the code
+lives exactly as long as something can call it) and its session as an opaque
+reference (for assembly listings and fast entries).
 """
 
 from __future__ import annotations
 
 import ctypes
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -21,6 +24,7 @@ from .program import KernelProgram
 _ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
 _ERROR_RECORD = ctypes.c_int64 * 2  # the bad index and its bound
 STATUS_INDEX_ERROR = 1  # as emit.STATUS_INDEX_ERROR (this module does not import the emitter)
+FAST_ENTRIES_KEPT = 8  # per program: the most recently asked-for shapes keep their entries
 
 
 def _data_pointer_reader() -> Callable[[np.ndarray], int]:
@@ -52,26 +56,18 @@ class CompiledProgram:
     partly written outputs are dropped).
     """
 
-    def __init__(
-        self,
-        program: KernelProgram,
-        address: int,
-        llvm_ir: str,
-        optimized_ir: str,
-        compile_seconds: float,
-        session: Any,
-        name: str = "kernel",
-    ) -> None:
+    def __init__(self, program: KernelProgram, native: Any, compile_seconds: float, session: Any) -> None:
         self.program = program
-        self.name = name
-        self.llvm_ir = llvm_ir
-        self.optimized_ir = optimized_ir
+        self.native = native  # a jit.NativeFunction: owns the machine code at `address`
+        self.name: str = native.symbol
+        self.llvm_ir: str = native.llvm_ir
+        self.optimized_ir: str = native.optimized_ir
         self.compile_seconds = compile_seconds
-        self._session = session  # owns the engine holding our code: keep it alive
+        self._session = session
         self._asm: str | None = None
-        self.address = address
-        self._entry = _ENTRY(address)
-        self._fast_entries: dict[tuple[Any, Any], Callable[..., Any]] = {}
+        self.address: int = native.address
+        self._entry = _ENTRY(self.address)
+        self._fast_entries: OrderedDict[tuple[Any, Any], Callable[..., Any]] = OrderedDict()
         self._fast_lock = threading.Lock()
         self._pointers = ctypes.c_void_p * len(program.buffers)
         self._checks_indices = any(b.dtype == "int64" for b in program.buffers)
@@ -129,15 +125,19 @@ class CompiledProgram:
         It returns the single output array, or a tuple of them (empty without outputs),
         shaped as `output_shapes` (flat when None). Errors have `__call__`'s exception types
         (and IndexError its message).
-        Cached per shapes; raises RuntimeError if this process's CPython/numpy layout could
+        Cached per shapes (the FAST_ENTRIES_KEPT most recent); a returned entry keeps its
+        machine code alive on its own. Raises RuntimeError if this process's CPython/numpy layout could
         not be verified (then use `__call__`). The GIL is released around large kernels.
         """
         key = fastcall.entry_key(self.program, shapes, output_shapes)
         with self._fast_lock:
             entry = self._fast_entries.get(key)
             if entry is None:
-                entry = fastcall.build_entry(self.program, self.address, self._session, self.name, key)
+                entry = fastcall.build_entry(self.program, self.native, self._session, self.name, key)
                 self._fast_entries[key] = entry
+                if len(self._fast_entries) > FAST_ENTRIES_KEPT:
+                    self._fast_entries.popitem(last=False)
+            self._fast_entries.move_to_end(key)
         return entry
 
     def _raise_status(self, status: int, error: Any) -> NoReturn:

@@ -6,6 +6,11 @@ and the IR texts, and a trailing sha256 of all of it. Files are written to a
 temporary name and renamed into place; a file that is missing, truncated,
 corrupted or made for another key is logged and treated as a miss, never loaded.
 A directory owned by another user or writable by group or others is refused.
+The directory is bounded in size ($SYMGRAD_CACHE_MAX_BYTES): stores check it now and
+then (scanning tens of thousands of files takes a good part of a second, so a store of
+s bytes checks with probability s / (max_bytes / 8): about once per eighth of the bound
+written, by any process) and evict the least recently used files (a hit refreshes a
+file's mtime). Processes share it safely: a file that vanishes under a reader is a miss.
 Imports only the standard library.
 """
 
@@ -17,9 +22,11 @@ import hashlib
 import json
 import logging
 import os
+import random
 import stat
 import struct
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +36,11 @@ MAGIC = b"SGOBJ\x00\x01\n"  # file format version 1
 _LENGTH = struct.Struct("<I")
 _DIGEST = 32  # bytes of sha256
 SUFFIX = ".sgo"
+MAX_BYTES_ENV = "SYMGRAD_CACHE_MAX_BYTES"  # bytes, or with a K/M/G suffix (powers of 1024)
+DEFAULT_MAX_BYTES = 256 * 2**20
+CHECK_FRACTION = 8  # stores check the size about once per max_bytes / CHECK_FRACTION written
+STALE_TEMP_SECONDS = 3600  # a temp file this old was left by a writer that died
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
 
 
 def digest(material: dict[str, str]) -> str:
@@ -97,16 +109,38 @@ def decode(key: str, data: bytes) -> Entry:
     return Entry(header["symbol"], parts[0], llvm_ir, optimized_ir)
 
 
-class DiskCache:
-    """Object-code entries in one private directory. Use `DiskCache.open`."""
+def max_bytes_from_env() -> int:
+    """The size bound from $SYMGRAD_CACHE_MAX_BYTES ("512M", "2G", "1000000"), else the default."""
+    text = os.environ.get(MAX_BYTES_ENV, "").strip().upper().removesuffix("IB").removesuffix("B")
+    if not text:
+        return DEFAULT_MAX_BYTES
+    unit = text[-1] if text[-1] in "KMG" else ""
+    try:
+        value = int(float(text[: len(text) - len(unit)]) * _UNITS[unit])
+    except ValueError:
+        value = -1
+    if value < 0:
+        log.warning("ignoring %s=%r (not a size): using %d bytes", MAX_BYTES_ENV,
+                    os.environ[MAX_BYTES_ENV], DEFAULT_MAX_BYTES)  # fmt: skip
+        return DEFAULT_MAX_BYTES
+    return value
 
-    def __init__(self, directory: Path) -> None:
+
+class DiskCache:
+    """Object-code entries in one private directory, at most `max_bytes` of them (None: from
+    the environment). Use `DiskCache.open`."""
+
+    def __init__(self, directory: Path, max_bytes: int | None = None) -> None:
         self.directory = directory
+        self.max_bytes = max_bytes_from_env() if max_bytes is None else max_bytes
         self.errors = 0  # entries refused or writes that failed
         self.writes = 0
+        self.evictions = 0  # files this process removed to stay within max_bytes
+        self.checks = 0  # directory scans
+        self._random = random.Random()
 
     @classmethod
-    def open(cls, directory: str | os.PathLike[str]) -> DiskCache | None:
+    def open(cls, directory: str | os.PathLike[str], max_bytes: int | None = None) -> DiskCache | None:
         """The cache in `directory` (created private if missing), or None if it cannot
         be used safely; the reason is logged and the caller runs without a cache."""
         path = Path(directory).expanduser()
@@ -118,7 +152,7 @@ class DiskCache:
         if problem:
             log.warning("not using code cache directory %s: %s", path, problem)
             return None
-        return cls(path)
+        return cls(path, max_bytes)
 
     def path(self, key: str) -> Path:
         return self.directory / f"{key}{SUFFIX}"
@@ -129,8 +163,11 @@ class DiskCache:
             entry = decode(key, _read_private(self.path(key)))
             if entry.symbol != symbol:
                 raise CorruptEntry(f"it defines {entry.symbol!r}, not {symbol!r}")
+            with contextlib.suppress(OSError):  # most recently used: evicted last
+                os.utime(self.path(key))
             return entry
-        except FileNotFoundError:
+        except FileNotFoundError:  # never stored, or evicted (by any process): a miss
+            log.debug("code cache: no entry %s (never stored, or evicted)", self.path(key).name)
             return None
         except (OSError, CorruptEntry, ValueError, KeyError, TypeError, zlib.error) as error:
             self.errors += 1
@@ -142,11 +179,11 @@ class DiskCache:
         tmp = None
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}-", suffix=".tmp", dir=self.directory)
+            data = encode(key, entry)
             with os.fdopen(fd, "wb") as f:
-                f.write(encode(key, entry))
+                f.write(data)
             os.replace(tmp, self.path(key))
             self.writes += 1
-            return True
         except OSError as error:
             self.errors += 1
             log.warning("could not write code cache entry in %s: %s", self.directory, error)
@@ -154,6 +191,77 @@ class DiskCache:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
             return False
+        if self._check_due(len(data)):
+            self.bound(keep=self.path(key))
+        return True
+
+    def _check_due(self, size: int) -> bool:
+        """Whether this store scans the directory: always if it alone is an eighth of the
+        bound, else with probability size / (max_bytes / 8)."""
+        budget = max(self.max_bytes // CHECK_FRACTION, 1)
+        return size >= budget or self._random.random() * budget < size
+
+    def bound(self, keep: Path | None = None) -> None:
+        """Remove least recently used files until the directory holds at most `max_bytes`
+        (never `keep`, the file just written); also temp files of writers that died."""
+        self.checks += 1
+        files, total = [], 0
+        for path, st in _entries(self.directory):
+            if path.suffix == ".tmp":
+                if time.time() - st.st_mtime > STALE_TEMP_SECONDS:
+                    _remove(path)
+            elif path != keep:
+                files.append((st.st_mtime, path, st.st_size))
+            total += st.st_size
+        removed, freed = 0, 0
+        for _, path, size in sorted(files, key=lambda f: f[0]):
+            if total - freed <= self.max_bytes:
+                break
+            _remove(path)  # gone already (another process evicting): freed all the same
+            removed, freed = removed + 1, freed + size
+        if removed:
+            self.evictions += removed
+            log.info("code cache %s: evicted %d least recently used file(s) (%d bytes) to stay "
+                     "within %d bytes", self.directory, removed, freed, self.max_bytes)  # fmt: skip
+
+    def size(self) -> int:
+        """Bytes of cache entries in the directory now."""
+        return sum(st.st_size for path, st in _entries(self.directory) if path.suffix == SUFFIX)
+
+
+def clear(directory: str | os.PathLike[str]) -> int:
+    """Delete the cache entries (and temp files) in `directory`; how many were removed.
+    Only files this module writes are touched, whatever else the directory holds."""
+    removed = 0
+    for path, _ in _entries(Path(directory).expanduser()):
+        removed += _remove(path)
+    return removed
+
+
+def _entries(directory: Path) -> list[tuple[Path, os.stat_result]]:
+    """(path, stat) of the entry and temp files in `directory`; files that vanish are skipped."""
+    found = []
+    try:
+        with os.scandir(directory) as scan:
+            for item in scan:
+                is_temp = item.name.startswith(".") and item.name.endswith(".tmp")
+                if item.name.endswith(SUFFIX) or is_temp:
+                    with contextlib.suppress(FileNotFoundError):
+                        found.append((Path(item.path), item.stat(follow_symlinks=False)))
+    except FileNotFoundError:
+        pass
+    return found
+
+
+def _remove(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        log.warning("could not remove code cache file %s: %s", path, error)
+        return False
 
 
 def unsafe_directory(path: Path) -> str:

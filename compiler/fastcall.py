@@ -1,17 +1,17 @@
 """Native CPython entry points: one METH_FASTCALL builtin per compiled program, written in LLVM IR.
 
-Owns the process facts baked into that IR (CPython and numpy C-API addresses, struct
-offsets verified against live objects once, at import) and the entry's IR text.
-Imports numpy, ctypes and `.program` only; code is added through the session's `add_ir`.
+Owns the entry's specification, its IR text (with the process facts of `.pylayout`
+baked in) and the builtin object, whose `self` keeps the machine code of the entry
+and of its kernel alive. The kernel's address and the program's name are read from
+two globals set after loading, so programs with the same buffers share one entry IR
+(and the session compiles it once). Imports numpy, ctypes, `.program` and `.pylayout`; code is
+added through the session's `add_ir`.
 """
 
 from __future__ import annotations
 
 import ctypes
-import importlib
-import itertools
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,173 +19,14 @@ from typing import Any
 import numpy as np
 
 from .program import KernelProgram, Matmul
+from .pylayout import Layout, MethodDef, layout, python_function
 
 METH_FASTCALL = 0x0080  # stable ABI constant (Include/methodobject.h)
 GIL_RELEASE_ELEMENTS = 1 << 15  # release the GIL around kernels touching this many elements
 STATUS_INDEX_ERROR = 1  # as emit.STATUS_INDEX_ERROR
 MAX_DIMS = 32  # numpy 1.x's NPY_MAXDIMS (2.x allows 64)
-
-# Offsets this module assumes (CPython 3.x and numpy 1.x/2.x on 64-bit hosts); each is
-# checked against live objects by `_verify_layout` before any of them reaches IR.
-ASSUMED = dict(
-    ob_type=8, tp_name=24,  # PyObject.ob_type, PyTypeObject.tp_name
-    data=16, nd=24, dimensions=32, strides=40, descr=56, flags=64,  # PyArrayObject_fields
-    byteorder=26, type_num=28,  # PyArray_Descr
-    c_contiguous=0x0001, aligned=0x0100,  # NPY_ARRAY_* flag bits
-)  # fmt: skip
-NUMPY_API = {"PyArray_GetNDArrayCVersion": 0, "PyArray_Type": 2, "PyArray_DescrFromType": 45,
-             "PyArray_Zeros": 183}  # fmt: skip
-NUMPY_ABI_VERSIONS = (0x01000009, 0x02000000)  # numpy 1.x and 2.x: the indices above hold in both
-CPYTHON_API = (
-    "PyErr_Format", "PyErr_NoMemory", "PyType_IsSubtype", "PyObject_GetAttrString",
-    "Py_DecRef", "PyTuple_New", "PyTuple_SetItem", "PyEval_SaveThread", "PyEval_RestoreThread",
-)  # fmt: skip
-LIBC_API = ("calloc", "free")
-_SERIALS = itertools.count()  # entry symbols are unique per process (an engine may see a name twice)
-EXCEPTIONS = {e.__name__: e for e in (TypeError, ValueError, IndexError, RuntimeError)}
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Verified offsets and the addresses the entry code calls or compares with."""
-
-    offsets: dict[str, int]
-    foreign_byteorder: int  # ord of a non-native dtype's byteorder char (">" on little-endian hosts)
-    addresses: dict[str, int]
-
-
-class _MethodDef(ctypes.Structure):
-    _fields_ = [("ml_name", ctypes.c_char_p), ("ml_meth", ctypes.c_void_p),
-                ("ml_flags", ctypes.c_int), ("ml_doc", ctypes.c_char_p)]  # fmt: skip
-
-
-# ---------------------------------------------------------------- layout verification
-
-
-def _word(address: int) -> int:
-    return ctypes.c_ssize_t.from_address(address).value
-
-
-def _int(address: int) -> int:
-    return ctypes.c_int.from_address(address).value
-
-
-def _check(condition: bool, what: str) -> None:
-    if not condition:
-        raise RuntimeError(f"fast entry: {what} does not match this process; use the Python call path")
-
-
-def _probe_arrays() -> list[np.ndarray]:
-    unaligned = np.frombuffer(bytearray(8 * 5 + 1), np.float64, count=5, offset=1)
-    return [np.zeros(3), np.arange(12.0).reshape(3, 4)[:, ::2], np.empty((2, 3), np.float32).T,
-            np.zeros(0), np.array(5, np.int64), np.zeros((2, 1, 3), ">f8"), unaligned,
-            np.ones((4, 4), np.int64)[1:3]]  # fmt: skip
-
-
-def _verify_array(a: np.ndarray, o: dict[str, int]) -> None:
-    base = id(a)
-    _check(_word(base + o["ob_type"]) == id(np.ndarray), "PyObject.ob_type")
-    _check(_word(base + o["data"]) == a.__array_interface__["data"][0], "PyArrayObject.data")
-    _check(_int(base + o["nd"]) == a.ndim, "PyArrayObject.nd")
-    dims, strides = _word(base + o["dimensions"]), _word(base + o["strides"])
-    _check(tuple(_word(dims + 8 * i) for i in range(a.ndim)) == a.shape, "PyArrayObject.dimensions")
-    _check(tuple(_word(strides + 8 * i) for i in range(a.ndim)) == a.strides, "PyArrayObject.strides")
-    _check(_word(base + o["descr"]) == id(a.dtype), "PyArrayObject.descr")
-    flags = _int(base + o["flags"])
-    _check(flags == a.flags.num, "PyArrayObject.flags")
-    _check(bool(flags & o["c_contiguous"]) == a.flags.c_contiguous, "NPY_ARRAY_C_CONTIGUOUS")
-    _check(bool(flags & o["aligned"]) == a.flags.aligned, "NPY_ARRAY_ALIGNED")
-    descr = id(a.dtype)
-    _check(_int(descr + o["type_num"]) == a.dtype.num, "PyArray_Descr.type_num")
-    _check(ctypes.c_char.from_address(descr + o["byteorder"]).value == a.dtype.byteorder.encode(),
-           "PyArray_Descr.byteorder")  # fmt: skip
-
-
-def _verify_objects(o: dict[str, int]) -> None:
-    _check(ctypes.sizeof(ctypes.c_void_p) == ctypes.sizeof(ctypes.c_ssize_t) == 8, "64-bit pointers")
-    _check(ctypes.sizeof(ctypes.c_int) == 4 and sys.maxsize == 2**63 - 1, "C int and Py_ssize_t sizes")
-    for obj in (1.5, [], "s", np.float64(1)):  # type: ignore[var-annotated]
-        _check(_word(id(obj) + o["ob_type"]) == id(type(obj)), "PyObject.ob_type")
-    for tp in (list, np.ndarray):
-        name = ctypes.c_char_p.from_address(id(tp) + o["tp_name"]).value
-        _check(name is not None and name.decode().endswith(tp.__name__), "PyTypeObject.tp_name")
-    _check(ctypes.sizeof(_MethodDef) == 32, "PyMethodDef size")
-    method = _MethodDef.from_address(_word(id(len) + 16))  # PyCFunctionObject.m_ml
-    _check(method.ml_name == b"len" and method.ml_flags == 0x0008, "PyMethodDef layout")  # METH_O
-
-
-def _python_function(name: str, restype: Any, *argtypes: Any) -> Any:
-    """A private ctypes binding of a C-API function (ctypes.pythonapi's shared ones stay untouched)."""
-    return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ctypes.pythonapi))
-
-
-def _numpy_api() -> dict[str, int]:
-    try:
-        multiarray = importlib.import_module("numpy._core._multiarray_umath")
-    except ImportError:  # numpy 1.x
-        multiarray = importlib.import_module("numpy.core._multiarray_umath")
-    capsule = multiarray._ARRAY_API
-    capsule_name = _python_function("PyCapsule_GetName", ctypes.c_char_p, ctypes.py_object)
-    get_pointer = _python_function("PyCapsule_GetPointer", ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)
-    entries = (ctypes.c_void_p * 256).from_address(get_pointer(capsule, capsule_name(capsule)))
-    return {name: entries[k] or 0 for name, k in NUMPY_API.items()}
-
-
-def _verify_numpy_api(addresses: dict[str, int]) -> None:
-    """Call the table entries once (holding the GIL): right index, signature and result.
-
-    Entry 0 (the ABI version) is the same in every numpy, so it is asked first; the
-    other entries are only called when the ABI is one whose table layout is known.
-    """
-    abi = ctypes.PYFUNCTYPE(ctypes.c_uint)(addresses.pop("PyArray_GetNDArrayCVersion"))()
-    _check(abi in NUMPY_ABI_VERSIONS, f"numpy C-API ABI version {abi:#x}")
-    _check(addresses["PyArray_Type"] == id(np.ndarray), "numpy C-API table (PyArray_Type)")
-    descr_from_type = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_int)(addresses["PyArray_DescrFromType"])
-    new_descr = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_int)(addresses["PyArray_DescrFromType"])
-    zeros = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)(
-        addresses["PyArray_Zeros"]
-    )
-    for dtype in map(np.dtype, ("float32", "float64", "int64")):
-        _check(descr_from_type(dtype.num) is dtype, "PyArray_DescrFromType")
-        dims = (ctypes.c_ssize_t * 2)(2, 3)
-        made = zeros(2, ctypes.addressof(dims), new_descr(dtype.num), 0)  # the descr is stolen
-        _check(type(made) is np.ndarray and made.shape == (2, 3) and made.dtype == dtype
-               and not made.any() and made.flags.c_contiguous, "PyArray_Zeros")  # fmt: skip
-
-
-def _verify_layout() -> Layout:
-    _check(sys.byteorder == "little", "a little-endian host")
-    offsets = dict(ASSUMED)
-    _verify_objects(offsets)
-    for array in _probe_arrays():
-        _verify_array(array, offsets)
-    addresses = _numpy_api()
-    _verify_numpy_api(addresses)
-    libc = ctypes.CDLL(None)
-    for name in CPYTHON_API:
-        addresses[name] = ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value or 0
-    for name in LIBC_API:
-        addresses[name] = ctypes.cast(getattr(libc, name), ctypes.c_void_p).value or 0
-    for name, error in EXCEPTIONS.items():
-        exported = ctypes.c_void_p.in_dll(ctypes.pythonapi, f"PyExc_{name}").value
-        _check(exported == id(error), f"PyExc_{name}")
-        addresses[name] = id(error)
-    _check(all(addresses.values()), "C-API symbol lookup")
-    return Layout(offsets, ord(">"), addresses)
-
-
-def layout() -> Layout:
-    """The verified layout, or RuntimeError saying what did not match (checked once per process)."""
-    if isinstance(_LAYOUT, Layout):
-        return _LAYOUT
-    raise RuntimeError(str(_LAYOUT))
-
-
-try:
-    _LAYOUT: Layout | Exception = _verify_layout()
-except Exception as failure:  # any surprise means: no fast entry, never a guess
-    _LAYOUT = failure
-
+ENTRY_SYMBOL = "symgrad.fastcall"  # a '.', which kernel names cannot have
+KERNEL_GLOBAL, NAME_GLOBAL = "symgrad.kernel", "symgrad.name"  # set in each entry's own engine
 
 # ---------------------------------------------------------------- the entry's IR
 
@@ -238,6 +79,8 @@ class _EntryWriter:
         self.spec, self.o, self.lay = spec, lay.offsets, lay
         self.globals = [f"@api.{n} = private unnamed_addr constant ptr inttoptr (i64 {a} to ptr)"
                         for n, a in lay.addresses.items()]  # fmt: skip
+        # external linkage: the optimiser must not assume they keep their initial null
+        self.globals += [f'@"{KERNEL_GLOBAL}" = global ptr null', f'@"{NAME_GLOBAL}" = global ptr null']
         self.body: list[str] = []
         self.count = 0
 
@@ -289,14 +132,16 @@ class _EntryWriter:
     def store(self, value: str, base: str, index: int) -> None:
         self.emit(f"store ptr {value}, ptr {self.element(base, 'ptr', index)}")
 
-    def raise_error(self, error: str, message: str, args: str = "") -> None:
-        """PyErr_Format(error, message, args...) and jump to `fail`."""
+    def raise_error(self, error: str, message: str, args: str = "", named: bool = True) -> None:
+        """PyErr_Format(error, message, [name,] args...) and jump to `fail`; a `named`
+        message starts with "%s", the program's name (read from a global set at load)."""
+        args = ", ".join(a for a in ("ptr %entry.name" if named else "", args) if a)
         exc, extra = self.api(error), f", {args}" if args else ""
         self.call("ptr", "PyErr_Format", f"ptr {exc}, ptr {self.string(message)}{extra}", "(ptr, ptr, ...) ")
         self.emit("br label %fail")
 
     def message(self, arg: ArgSpec, got: str) -> str:
-        return f"{_format(self.spec.name)}: input {arg.position}: expected {_format(arg.expected)}, {got}"
+        return f"%s: input {arg.position}: expected {_format(arg.expected)}, {got}"
 
     # ---- the function
 
@@ -306,6 +151,7 @@ class _EntryWriter:
         for name, n in (("buffers", s.n_buffers), ("outs", len(s.outputs)), ("temps", len(s.temps))):
             self.emit(f"%{name} = alloca [{max(n, 1)} x ptr], align 8")
         self.emit("%error = alloca [2 x i64], align 8")
+        self.emit(f'%entry.name = load ptr, ptr @"{NAME_GLOBAL}"')
         for i in range(len(s.outputs)):
             self.store("null", "%outs", i)
         for i in range(len(s.temps)):
@@ -313,7 +159,7 @@ class _EntryWriter:
         self.branch(self.value(f"icmp eq i64 %nargs, {len(s.inputs)}"), "arg0" if s.inputs else "allocate",
                     "bad_count")  # fmt: skip
         self.label("bad_count")
-        self.raise_error("TypeError", f"{_format(s.name)}: expected {len(s.inputs)} input arrays, got %zd",
+        self.raise_error("TypeError", f"%s: expected {len(s.inputs)} input arrays, got %zd",
                          "i64 %nargs")  # fmt: skip
         for arg in s.inputs:
             self.argument(arg, f"arg{arg.position + 1}" if arg.position + 1 < len(s.inputs) else "allocate")
@@ -410,7 +256,8 @@ class _EntryWriter:
         shape = self.call("ptr", "PyObject_GetAttrString", f"ptr {array}, ptr {self.string('shape')}")
         self.null_check(shape, f"arg{j}.got_shape", "fail")  # getattr raised: keep its exception
         exc, message = self.api("ValueError"), self.string(self.message(arg, "got shape %S"))
-        self.call("ptr", "PyErr_Format", f"ptr {exc}, ptr {message}, ptr {shape}", "(ptr, ptr, ...) ")
+        self.call("ptr", "PyErr_Format", f"ptr {exc}, ptr {message}, ptr %entry.name, ptr {shape}",
+                  "(ptr, ptr, ...) ")  # fmt: skip
         self.call("void", "Py_DecRef", f"ptr {shape}")
         self.emit("br label %fail")
 
@@ -444,7 +291,8 @@ class _EntryWriter:
         """Call the kernel (without the GIL if it is large), free temps, then check the status."""
         self.label("kernel")
         thread = self.call("ptr", "PyEval_SaveThread", "") if self.spec.release_gil else ""
-        self.emit(f"%status = call i32 inttoptr (i64 {self.spec.kernel} to ptr)(ptr %buffers, ptr %error)")
+        kernel = self.value(f'load ptr, ptr @"{KERNEL_GLOBAL}"')
+        self.emit(f"%status = call i32 {kernel}(ptr %buffers, ptr %error)")
         if thread:
             self.call("void", "PyEval_RestoreThread", f"ptr {thread}")
         for i in range(len(self.spec.temps)):
@@ -457,9 +305,9 @@ class _EntryWriter:
         self.label("index_error")  # same message as CompiledProgram.__call__
         index, bound = self.load("i64", "%error", 0), self.load("i64", "%error", 1)
         self.raise_error("IndexError", "index %zd is out of bounds for dimension with size %zd",
-                         f"i64 {index}, i64 {bound}")  # fmt: skip
+                         f"i64 {index}, i64 {bound}", named=False)  # fmt: skip
         self.label("unknown_status")
-        self.raise_error("RuntimeError", f"{_format(self.spec.name)}: native code returned unknown status %d",
+        self.raise_error("RuntimeError", "%s: native code returned unknown status %d",
                          "i32 %status")  # fmt: skip
 
     def result(self) -> None:
@@ -488,22 +336,33 @@ class _EntryWriter:
 
 
 class FastEntry:
-    """The `self` of a fast entry's builtin: keeps its PyMethodDef and its code alive."""
+    """The `self` of a fast entry's builtin: keeps its PyMethodDef, its own machine code
+    and its kernel's alive (the builtin holds it, so neither is freed while it can run)."""
 
-    __slots__ = ("method", "strings", "session", "spec", "__weakref__")
+    __slots__ = ("method", "strings", "code", "kernel", "spec", "__weakref__")
 
-    def __init__(self, method: _MethodDef, strings: tuple[bytes, ...], session: Any, spec: EntrySpec) -> None:
-        self.method, self.strings, self.session, self.spec = method, strings, session, spec
+    def __init__(self, method: MethodDef, strings: tuple[Any, ...], code: Any, kernel: Any,
+                 spec: EntrySpec) -> None:  # fmt: skip
+        self.method, self.strings, self.spec = method, strings, spec
+        self.code, self.kernel = code, kernel  # jit.NativeFunction objects
 
 
-def _builtin(address: int, spec: EntrySpec, session: Any, doc: str) -> Callable[..., Any]:
+def _builtin(code: Any, kernel: Any, spec: EntrySpec, doc: str) -> Callable[..., Any]:
     name, text = spec.name.encode(), doc.encode()  # the PyMethodDef points into these
-    method = _MethodDef(name, address, METH_FASTCALL, text)
-    keeper = FastEntry(method, (name, text), session, spec)
-    new = _python_function(
+    name_buffer = ctypes.create_string_buffer(name)  # the entry's messages read it
+    _set_global(code, KERNEL_GLOBAL, kernel.address)
+    _set_global(code, NAME_GLOBAL, ctypes.addressof(name_buffer))
+    method = MethodDef(name, code.address, METH_FASTCALL, text)
+    keeper = FastEntry(method, (name, text, name_buffer), code, kernel, spec)
+    new = python_function(
         "PyCFunction_NewEx", ctypes.py_object, ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p
     )
     return new(ctypes.addressof(method), keeper, None)  # type: ignore[no-any-return]
+
+
+def _set_global(code: Any, name: str, value: int) -> None:
+    address = code.global_address(name)
+    ctypes.c_void_p.from_address(address).value = value
 
 
 def _normalized(
@@ -557,17 +416,16 @@ def entry_ir(spec: EntrySpec) -> str:
     return _EntryWriter(spec, layout()).text()
 
 
-def build_entry(program: KernelProgram, kernel: int, session: Any, name: str,
+def build_entry(program: KernelProgram, kernel: Any, session: Any, name: str,
                 key: tuple[Any, Any]) -> Callable[..., Any]:  # fmt: skip
     """Compile the entry for `key` (from `entry_key`) through `session.add_ir`; return the builtin.
 
-    The symbol contains a '.', which kernel names cannot, and a process-wide serial: two
-    CompiledPrograms of one session can share a kernel name (disk-cache hits do).
+    `kernel` is the kernel's `jit.NativeFunction`: the builtin keeps it alive. The entry's
+    code has an engine of its own, whose globals say which kernel to call and its name.
     """
-    symbol = f"{name}.fastcall{next(_SERIALS)}"
-    spec = entry_spec(program, kernel, name, symbol, key)
-    native = session.add_ir(entry_ir(spec), symbol)
+    spec = entry_spec(program, kernel.address, name, ENTRY_SYMBOL, key)
+    code = session.add_ir(entry_ir(spec), ENTRY_SYMBOL)
     n_out = len(spec.outputs)
     returns = "the output array" if n_out == 1 else f"a tuple of {n_out} output arrays"
     doc = f"{name}(*{len(spec.inputs)} input arrays) -> {returns} (native entry; shapes {key[0]})"
-    return _builtin(native.address, spec, session, doc)
+    return _builtin(code, kernel, spec, doc)

@@ -1,7 +1,8 @@
-"""JIT state: `JitSession` owns the host target machine and one MCJIT engine.
+"""JIT state: `JitSession` owns the host target machine; each `NativeFunction` its engine.
 
 It parses, verifies and optimises LLVM IR with the new pass manager, compiles it
-to object code and loads that into the engine; it makes the BLAS gemm symbols that
+to object code and loads that into a small MCJIT engine of its own, freed with the
+`NativeFunction` that owns it (so dropped code is freed); it makes the BLAS gemm symbols that
 Matmul steps call resolvable, loads glibc's libmvec for vector math (`.vecmath`),
 hands big loop bodies to the explicit vectoriser (`.vecloop`) and keeps object code
 in an optional disk cache (`.diskcache`). The only module that imports
@@ -16,6 +17,8 @@ import os
 import re
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,15 +39,35 @@ NO_LIBMVEC_ENV = "SYMGRAD_NO_LIBMVEC"  # set to 1 to keep math scalar (libm) eve
 # instructions: 0.14 s, 1000: 1 s, 3000: 6.5 s). Programs with a longer loop body
 # are vectorised by the emitter (`vecloop`) and optimised without it.
 EXPLICIT_VECTOR_BODY = 400
+RECENT_OBJECTS = 64  # object code of add_ir kept per session: the same IR again is only loaded
 _process_options_set = False  # LLVM command-line options are process-wide
 
 
-@dataclass(frozen=True)
 class NativeFunction:
-    """A function living in a session's engine, and the optimised IR it came from."""
+    """Machine code for `symbol` in an MCJIT engine of its own; valid while this object lives.
 
-    address: int
-    optimized_ir: str
+    Whatever can jump to `address` (a CompiledProgram, a fast entry's builtin) holds this
+    object; when the last holder is gone, the engine and the code in it are freed.
+    """
+
+    __slots__ = ("address", "symbol", "llvm_ir", "optimized_ir", "_engine", "__weakref__")
+
+    def __init__(self, entry: Entry) -> None:
+        self._engine = _engine_with(entry.object_code)
+        self.address: int = self._engine.get_function_address(entry.symbol)
+        if not self.address:
+            raise RuntimeError(f"JIT produced no code for symbol {entry.symbol!r}")
+        self.symbol, self.llvm_ir, self.optimized_ir = entry.symbol, entry.llvm_ir, entry.optimized_ir
+
+    def global_address(self, name: str) -> int:
+        """Address of global variable `name` in this code's own data (RuntimeError if absent)."""
+        address = self._engine.get_global_value_address(name)
+        if not address:
+            raise RuntimeError(f"JIT code for {self.symbol!r} has no global {name!r}")
+        return address
+
+    def __repr__(self) -> str:
+        return f"<NativeFunction {self.symbol} at {self.address:#x}>"
 
 
 @dataclass
@@ -59,11 +82,10 @@ class JitStats:
 
 
 class JitSession:
-    """Owns a target machine and an MCJIT engine; code added here lives as long as the session.
+    """Owns the host target machine (pass builder, object code, assembly listings).
 
-    Two target machines are created from the same host description: the engine
-    takes ownership of its own one (and frees it with the engine), the session
-    keeps the other for the pass builder, object code and assembly listings.
+    Compiled code does not live in the session: each program is loaded into an
+    engine owned by its `NativeFunction`, so it is freed when nothing can call it.
 
     `cache_dir`: a directory for compiled object code shared between processes
     (None: no disk cache). `vector_math`: call libmvec's vector functions from
@@ -86,12 +108,12 @@ class JitSession:
         self.explicit_vector_body = explicit_vector_body
         self.stats = JitStats()
         self._target_machine = self._host_machine()
-        engine_machine = self._host_machine()  # owned by the engine from here on
-        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), engine_machine)
-        self._symbols: set[str] = set()
+        self._uses: dict[str, int] = {}  # kernel name -> programs named so (symbols stay unique)
         self._linked: dict[str, int] = {}  # external symbol -> address, checked once
-        self._loaded: dict[str, tuple[str, NativeFunction]] = {}  # cache key -> code
-        self._lock = threading.Lock()  # the target machine and the engine
+        # cache key -> code still held somewhere: asking again shares it (and never keeps it)
+        self._loaded: weakref.WeakValueDictionary[str, NativeFunction] = weakref.WeakValueDictionary()
+        self._recent: OrderedDict[str, Entry] = OrderedDict()  # add_ir's IR digest -> object code
+        self._lock = threading.Lock()  # the target machine; loading into engines
         self._cache_lock = threading.Lock()  # one cached compile at a time
         if vector_math is None:
             vector_math = os.environ.get(NO_LIBMVEC_ENV, "0") in ("", "0")
@@ -139,17 +161,15 @@ class JitSession:
             self._link_blas(external)
         if self.disk_cache is None:
             symbol = self._unique_symbol(name)
-            llvm_ir, native = self._load(self._build(program, symbol))
+            native = self._load(self._build(program, symbol))
         else:
             # The symbol carries the key, so cached object code means the same everywhere.
             key = diskcache.digest(self.key_material(program, name))
             symbol = f"{name}_{key[:16]}"
-            llvm_ir, native = self._through_cache(key, symbol, lambda: self._build(program, symbol))
+            native = self._through_cache(key, symbol, lambda: self._build(program, symbol))
         seconds = time.perf_counter() - start
         log.debug("compiled %s (%d steps) in %.1f ms", symbol, len(program.steps), seconds * 1e3)
-        return CompiledProgram(
-            program, native.address, llvm_ir, native.optimized_ir, seconds, self, symbol
-        )
+        return CompiledProgram(program, native, seconds, self)
 
     def key_material(self, program: KernelProgram, name: str) -> dict[str, str]:
         """Everything the machine code of `program` depends on (hashed into its cache key)."""
@@ -165,26 +185,26 @@ class JitSession:
     # ------------------------------------------------------------ IR and objects
 
     def add_ir(self, llvm_ir: str, symbol: str, cache: bool = False) -> NativeFunction:
-        """Optimise textual IR, add it to the engine and return the address of `symbol`.
+        """Optimise textual IR, load it into an engine of its own and return `symbol` there
+        (the code is freed with the returned object: keep it while anything may call it).
 
         With `cache` (and a session disk cache) the object code is kept on disk, keyed
         by the IR text and symbol: only for IR that means the same in every process
         (no addresses baked in, no per-process symbol names).
         """
         if self.disk_cache is None or not cache:
-            return self._load(self._codegen(llvm_ir, symbol, explicit=False))[1]
+            return self._load(self._recent_object(llvm_ir, symbol))
         key = diskcache.digest({**self._environment, "symbol": symbol, "llvm_ir": llvm_ir})
-        return self._through_cache(key, symbol, lambda: self._codegen(llvm_ir, symbol, False))[1]
+        return self._through_cache(key, symbol, lambda: self._codegen(llvm_ir, symbol, False))
 
-    def _through_cache(
-        self, key: str, symbol: str, build: Callable[[], Entry]
-    ) -> tuple[str, NativeFunction]:
-        """The code for `key`: already in this session, from disk, or built and stored."""
+    def _through_cache(self, key: str, symbol: str, build: Callable[[], Entry]) -> NativeFunction:
+        """The code for `key`: still held in this session, from disk, or built and stored."""
         assert self.disk_cache is not None
         with self._cache_lock:
-            if key in self._loaded:
+            native = self._loaded.get(key)
+            if native is not None:
                 self.stats.session_hits += 1
-                return self._loaded[key]
+                return native
             entry = self.disk_cache.load(key, symbol)
             if entry is None:
                 self.stats.disk_misses += 1
@@ -192,10 +212,25 @@ class JitSession:
                 self.disk_cache.store(key, entry)
             else:
                 self.stats.disk_hits += 1
-            with self._lock:
-                self._symbols.add(symbol)
-            self._loaded[key] = self._load(entry)
-            return self._loaded[key]
+            native = self._loaded[key] = self._load(entry)
+            return native
+
+    def _recent_object(self, llvm_ir: str, symbol: str) -> Entry:
+        """Object code for IR this session compiled recently (loaded again, no LLVM work:
+        each optimisation run costs time and, in llvmlite 0.50, about 60 KiB never freed)."""
+        key = diskcache.digest({"symbol": symbol, "llvm_ir": llvm_ir})
+        with self._cache_lock:
+            entry = self._recent.get(key)
+            if entry is not None:
+                self._recent.move_to_end(key)
+                self.stats.session_hits += 1
+                return entry
+        entry = self._codegen(llvm_ir, symbol, explicit=False)
+        with self._cache_lock:
+            self._recent[key] = entry
+            while len(self._recent) > RECENT_OBJECTS:
+                self._recent.popitem(last=False)
+        return entry
 
     def _codegen(self, llvm_ir: str, symbol: str, explicit: bool) -> Entry:
         """Optimise textual IR and compile it to host object code (nothing is loaded)."""
@@ -207,15 +242,10 @@ class JitSession:
             self.stats.codegen_seconds += time.perf_counter() - start
         return Entry(symbol, object_code, llvm_ir, str(module))
 
-    def _load(self, entry: Entry) -> tuple[str, NativeFunction]:
-        """Add object code to the engine; the IR it came from and the native function."""
+    def _load(self, entry: Entry) -> NativeFunction:
+        """Load object code into a new engine (one at a time: symbol resolution is process-wide)."""
         with self._lock:
-            self._engine.add_object_file(llvm.ObjectFileRef.from_data(entry.object_code))
-            self._engine.finalize_object()
-            address = self._engine.get_function_address(entry.symbol)
-        if not address:
-            raise RuntimeError(f"JIT produced no code for symbol {entry.symbol!r}")
-        return entry.llvm_ir, NativeFunction(address, entry.optimized_ir)
+            return NativeFunction(entry)
 
     def _optimized(self, llvm_ir: str, explicit: bool) -> llvm.ModuleRef:
         """Parse and optimise; explicit vector code skips LLVM's vectorisers."""
@@ -247,13 +277,27 @@ class JitSession:
             return self._target_machine.emit_assembly(llvm.parse_assembly(optimized_ir))
 
     def _unique_symbol(self, name: str) -> str:
+        """`name`, then `name_1`, `name_2`... (one count per name, not a set of every symbol)."""
         with self._lock:
-            symbol, k = name, 0
-            while symbol in self._symbols:
-                k += 1
-                symbol = f"{name}_{k}"
-            self._symbols.add(symbol)
-        return symbol
+            k = self._uses[name] = self._uses.get(name, -1) + 1
+        return f"{name}_{k}" if k else name
+
+
+def _engine_with(object_code: bytes) -> llvm.ExecutionEngine:
+    """A new MCJIT engine holding `object_code`, linked and ready to run.
+
+    The engine only links object code (the session's machine generates it), so its
+    own target machine is a generic one: about 40 us to create, against about 250 us
+    for the host-tuned one. The empty module MCJIT insists on is taken out again, or
+    finalising would run a code generator over it (about 1 ms).
+    """
+    empty = llvm.parse_assembly("")
+    machine = llvm.Target.from_default_triple().create_target_machine(opt=0, jit=True)
+    engine = llvm.create_mcjit_compiler(empty, machine)  # owns `machine` from here on
+    engine.remove_module(empty)
+    engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
+    engine.finalize_object()
+    return engine
 
 
 def _set_process_options() -> None:

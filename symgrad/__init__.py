@@ -51,20 +51,35 @@ __version__ = "0.1.0"
 
 
 def cache_info() -> dict:
-    """Code cache statistics: compiles, hits, misses, entries, compile_seconds (eager backward
-    plans and compiled functions together); interpreted: eager backward passes of a structure
-    seen for the first time, run by the numpy interpreter (see set_eager_compile_threshold)."""
+    """Code cache statistics: compiles, hits, misses, entries, evictions, limit, compile_seconds
+    (eager backward plans and compiled functions together), and the disk cache's when in use;
+    interpreted: eager backward passes run by the numpy interpreter (a structure's first pass:
+    see set_eager_compile_threshold)."""
     for f in list(_transforms.LIVE):
         f._settle_fast_calls()
     info = _DEFAULT_CACHE.info()
     info["entries"] += builtins.sum(len(f.entries) for f in list(_transforms.LIVE))
+    info["evictions"] += builtins.sum(f.evictions for f in list(_transforms.LIVE))
     info["interpreted"] = _gradient.INTERPRETED[0]
     return info
 
 
-def clear_cache() -> None:
-    """Drop every compiled specialisation and reset the statistics."""
-    _DEFAULT_CACHE.clear()
+def clear_cache(disk: bool = False) -> None:
+    """Drop every compiled specialisation (eager backward plans and those of every transform)
+    and reset the statistics; with disk=True also delete the object code cached on disk
+    (the cache files in symgrad.cache.disk_cache_dir(), nothing else there)."""
+    _DEFAULT_CACHE.clear(disk=disk)
+    for f in list(_transforms.LIVE):
+        f.clear()
+
+
+def set_cache_limit(entries: int) -> None:
+    """Keep at most `entries` compiled specialisations in memory: in the eager backward cache,
+    and per transform (default 1024). The least recently used are evicted; their machine code
+    is freed once nothing holds them. The disk cache is bounded by $SYMGRAD_CACHE_MAX_BYTES."""
+    _DEFAULT_CACHE.set_limit(entries)
+    for f in list(_transforms.LIVE):
+        f.trim()
 
 
 _LAZY = {"inspect": "inspection", "from_sympy": "sympy_io", "to_sympy": "sympy_io"}

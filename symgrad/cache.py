@@ -1,8 +1,8 @@
 """The code cache: compiled gradient plans keyed by graph structure, shapes and dtypes.
 
-Owns the JIT session (created on first compile) and the statistics that
-`symgrad.cache_info()` reports. Imports the back end and the front-end
-pipeline stages (differentiate, rules, lower).
+Owns the JIT session (created on first compile), the bound on cached entries (least
+recently used ones are evicted; their machine code is freed once nothing else holds
+it) and the statistics that `symgrad.cache_info()` reports. Imports the back end.
 """
 
 from __future__ import annotations
@@ -11,11 +11,15 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("symgrad")
+# Entries kept in memory (per cache, and per transform). A compiled entry costs about
+# 50-150 KiB (machine code, an MCJIT engine per program and per native entry, IR text).
+DEFAULT_LIMIT = 1024
 
 
 @dataclass
@@ -24,14 +28,24 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     compile_seconds: float = 0.0
+    evictions: int = 0
+
+
+def check_limit(limit: Any) -> int:
+    """`limit` as an entry count, or ValueError naming set_cache_limit."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"set_cache_limit: the limit must be a positive int, got {limit!r}")
+    return limit
 
 
 @dataclass
 class CodeCache:
-    """Maps a structural key to whatever `build` made for it, compiling at most once per key."""
+    """Maps a structural key to whatever `build` made for it, compiling at most once per key
+    and keeping the `limit` most recently used entries."""
 
-    entries: dict[Hashable, Any] = field(default_factory=dict)
+    entries: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict)
     stats: CacheStats = field(default_factory=CacheStats)
+    limit: int = DEFAULT_LIMIT
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _session: Any = None
 
@@ -47,6 +61,7 @@ class CodeCache:
         with self._lock:
             entry = self.entries.get(key)
             if entry is not None:
+                self.entries.move_to_end(key)
                 self.stats.hits += 1
                 return entry
             self.stats.misses += 1
@@ -57,12 +72,27 @@ class CodeCache:
             self.stats.compile_seconds += elapsed
             log.debug("compiled a new specialisation in %.1f ms", elapsed * 1e3)
             self.entries[key] = entry
+            self.trim()
             return entry
+
+    def set_limit(self, limit: int) -> None:
+        with self._lock:
+            self.limit = check_limit(limit)
+            self.trim()
+
+    def trim(self) -> None:
+        """Evict least recently used entries beyond the limit (their code is freed with the
+        last reference: a plan still held elsewhere keeps working)."""
+        with self._lock:
+            while len(self.entries) > self.limit:
+                self.entries.popitem(last=False)
+                self.stats.evictions += 1
 
     def info(self) -> dict[str, Any]:
         s = self.stats
         info = {"compiles": s.compiles, "hits": s.hits, "misses": s.misses,
-                "entries": len(self.entries), "compile_seconds": s.compile_seconds}  # fmt: skip
+                "entries": len(self.entries), "compile_seconds": s.compile_seconds,
+                "evictions": s.evictions, "limit": self.limit}  # fmt: skip
         if self._session is not None:
             jit = self._session.stats
             info.update(llvm_compiles=jit.codegen, llvm_seconds=jit.codegen_seconds,
@@ -70,16 +100,30 @@ class CodeCache:
                         disk_dir=disk_cache_dir())  # fmt: skip
         return info
 
-    def clear(self) -> None:
+    def clear(self, disk: bool = False) -> None:
+        """Drop every entry and reset the statistics; with `disk`, delete the cached object
+        files of the disk cache directory too."""
         with self._lock:
             self.entries.clear()
             self.stats = CacheStats()
+        if disk:
+            self.clear_disk()
+
+    def clear_disk(self) -> None:
+        """Delete the cached object files (of this session's directory, else the configured one)."""
+        from .compiler import diskcache
+
+        opened = self._session.disk_cache if self._session is not None else None
+        directory = opened.directory if opened is not None else disk_cache_dir()
+        if directory is not None:
+            removed = diskcache.clear(directory)
+            log.info("symgrad: removed %d cached object file(s) from %s", removed, directory)
 
 
 def disk_cache_dir() -> str | None:
     """Where compiled object code is kept between processes: $SYMGRAD_CACHE_DIR, else
     $XDG_CACHE_HOME/symgrad or ~/.cache/symgrad; SYMGRAD_CACHE_DIR=off (or empty) disables it.
-    Delete the directory to clear it."""
+    Its size is bounded by $SYMGRAD_CACHE_MAX_BYTES; `symgrad.clear_cache(disk=True)` empties it."""
     chosen = os.environ.get("SYMGRAD_CACHE_DIR")
     if chosen is not None:
         return None if chosen.strip().lower() in ("", "off", "0", "none") else chosen

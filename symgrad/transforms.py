@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,14 +69,16 @@ class Entry:
 
 @dataclass(eq=False)
 class Staged:
-    """A transform of `fn`: callable, cached per signature, inspectable."""
+    """A transform of `fn`: callable, cached per signature (the DEFAULT_CACHE.limit most
+    recently used ones), inspectable."""
 
     fn: Callable
     build: Build
     static_argnums: tuple[int, ...] = ()
     name: str = ""
-    entries: dict[tuple, Entry] = field(default_factory=dict)
+    entries: OrderedDict[tuple, Entry] = field(default_factory=OrderedDict)
     misses: int = 0
+    evictions: int = 0
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _fast: Callable | None = None
     _fast_owner: Entry | None = None
@@ -107,10 +110,10 @@ class Staged:
         flat, treedef = pytree.flatten(dynamic)
         arrays = [as_array(x) for x in flat]
         signature = (treedef, tuple((a.shape, a.dtype.str) for a in arrays), statics)
-        entry = self.entries.get(signature)
+        entry = self._lookup(signature)
         if entry is None:
             with self._lock:  # threads asking for one new signature compile it once
-                entry = self.entries.get(signature) or self._compile(args, signature)
+                entry = self._lookup(signature) or self._compile(args, signature)
         else:
             entry.hits += 1
             DEFAULT_CACHE.stats.hits += 1
@@ -120,6 +123,29 @@ class Staged:
         fast = self._fast_path(entry, treedef, arrays) if entry.hits else None
         self._fast, self._fast_owner = fast, entry
         return self._run(entry, arrays)
+
+    def _lookup(self, signature: tuple) -> Entry | None:
+        with self._lock:
+            entry = self.entries.get(signature)
+            if entry is not None:
+                self.entries.move_to_end(signature)  # most recently used: evicted last
+            return entry
+
+    def trim(self) -> None:
+        """Evict the least recently used signatures beyond the cache limit (an evicted entry's
+        code is freed once nothing holds it; its signature compiles again if called)."""
+        with self._lock:
+            while len(self.entries) > DEFAULT_CACHE.limit:
+                self.entries.popitem(last=False)
+                self.evictions += 1
+
+    def clear(self) -> None:
+        """Forget every compiled signature (symgrad.clear_cache)."""
+        with self._lock:
+            self._settle_fast_calls()
+            self.entries.clear()
+            self._fast, self._fast_owner = None, None
+            self.evictions = 0
 
     def _settle_fast_calls(self) -> None:
         """Credit the calls that took the native fast path to their entry's statistics."""
@@ -196,6 +222,7 @@ class Staged:
         seconds = time.perf_counter() - start
         entry = Entry(signature, compiled, result_tree, constants, captured, nodes, seconds)
         self.entries[signature] = entry
+        self.trim()
         self.misses += 1
         DEFAULT_CACHE.stats.misses += 1
         DEFAULT_CACHE.stats.compiles += 1
@@ -228,7 +255,7 @@ class Staged:
         entries = [{"signature": describe_signature(e.signature), "hits": e.hits,
                     "compile_seconds": e.compile_seconds} for e in self.entries.values()]  # fmt: skip
         return {"entries": entries, "hits": sum(e.hits for e in self.entries.values()),
-                "misses": self.misses}  # fmt: skip
+                "misses": self.misses, "evictions": self.evictions}  # fmt: skip
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))

@@ -284,3 +284,127 @@ def test_new_directory_is_private(tmp_path: Path) -> None:
     session = JitSession(cache_dir=str(tmp_path / "new" / "cache"))
     assert session.disk_cache is not None
     assert (tmp_path / "new" / "cache").stat().st_mode & 0o077 == 0
+
+
+# ---------------------------------------------------------------- size bound and clearing
+
+
+def blob(size: int) -> diskcache.Entry:
+    return diskcache.Entry("s", b"x" * size, "ir", "opt")
+
+
+def entry_bytes(size: int) -> int:
+    return len(diskcache.encode("k" * 64, blob(size)))
+
+
+def test_a_store_beyond_the_bound_evicts_the_least_recently_used(cache_dir: Path, caplog) -> None:
+    cache = diskcache.DiskCache(cache_dir, max_bytes=3 * entry_bytes(1000))
+    a, b, c, d = (letter * 64 for letter in "abcd")
+    for age, key in enumerate((a, b, c)):
+        assert cache.store(key, blob(1000))
+        os.utime(cache.path(key), (1000 + age, 1000 + age))  # a is the oldest, then b, c
+    assert cache.load(a, "s") == blob(1000)  # a hit makes a the most recently used
+    with caplog.at_level(logging.INFO, logger="symgrad"):
+        assert cache.store(d, blob(1000))
+    assert sorted(p.name[0] for p in entries(cache_dir)) == ["a", "c", "d"]
+    assert cache.evictions == 1 and "evicted 1 least recently used" in caplog.text
+    assert cache.size() <= cache.max_bytes
+    assert cache.load(b, "s") is None and cache.load(c, "s") == blob(1000)
+
+
+def test_the_entry_just_stored_is_kept_even_if_alone_too_big(cache_dir: Path) -> None:
+    cache = diskcache.DiskCache(cache_dir, max_bytes=100)
+    cache.store("a" * 64, blob(500))
+    cache.store("b" * 64, blob(500))
+    assert [p.name[0] for p in entries(cache_dir)] == ["b"]
+
+
+def test_small_stores_check_the_size_now_and_then(cache_dir: Path) -> None:
+    cache = diskcache.DiskCache(cache_dir, max_bytes=2**30)  # an eighth is 128 MiB
+    for k in range(50):
+        cache.store(f"{k:064x}", blob(100))
+    assert cache.checks <= 3 and cache.evictions == 0  # checks are rare: about 1 in 10^6 here
+    cache.max_bytes = 0  # every store now checks, and nothing but the new entry stays
+    cache.store("f" * 64, blob(100))
+    assert cache.checks >= 1 and [p.name for p in entries(cache_dir)] == ["f" * 64 + diskcache.SUFFIX]
+
+
+@pytest.mark.parametrize("text, expected", [("", diskcache.DEFAULT_MAX_BYTES), ("1000", 1000),
+                                            ("2M", 2 * 2**20), ("512MiB", 512 * 2**20),
+                                            ("1.5g", 3 * 2**29), ("lots", diskcache.DEFAULT_MAX_BYTES)])  # fmt: skip
+def test_size_bound_from_the_environment(monkeypatch, caplog, text: str, expected: int) -> None:
+    monkeypatch.setenv(diskcache.MAX_BYTES_ENV, text)
+    with caplog.at_level(logging.WARNING, logger="symgrad"):
+        assert diskcache.max_bytes_from_env() == expected
+    assert ("ignoring" in caplog.text) == (text == "lots")
+
+
+def test_clear_removes_cache_files_and_nothing_else(cache_dir: Path) -> None:
+    cache = diskcache.DiskCache(cache_dir)
+    cache.store("a" * 64, blob(10))
+    cache.store("b" * 64, blob(10))
+    (cache_dir / ".abc-123.tmp").write_bytes(b"partial")
+    (cache_dir / "notes.txt").write_text("not ours")
+    assert diskcache.clear(cache_dir) == 3
+    assert [p.name for p in cache_dir.iterdir()] == ["notes.txt"]
+    assert diskcache.clear(cache_dir / "missing") == 0
+
+
+def test_clearing_the_code_cache_with_disk(cache_dir: Path, monkeypatch) -> None:
+    from symgrad.cache import CodeCache
+
+    session = JitSession(cache_dir=str(cache_dir))
+    session.compile(program())
+    assert len(entries(cache_dir)) == 1
+    CodeCache(_session=session).clear()  # memory only
+    assert len(entries(cache_dir)) == 1
+    CodeCache(_session=session).clear(disk=True)
+    assert entries(cache_dir) == []
+    JitSession(cache_dir=str(cache_dir)).compile(program())
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(cache_dir))  # no session yet: the configured one
+    CodeCache().clear(disk=True)
+    assert entries(cache_dir) == []
+
+
+def test_a_file_removed_while_loading_is_a_miss(cache_dir: Path, monkeypatch, caplog) -> None:
+    want = JitSession(cache_dir=str(cache_dir)).compile(program())([X])
+    read = diskcache._read_private
+
+    def evicted_meanwhile(path: Path) -> bytes:
+        path.unlink()  # another process evicts it between the lookup and the read
+        return read(path)
+
+    monkeypatch.setattr(diskcache, "_read_private", evicted_meanwhile)
+    session = JitSession(cache_dir=str(cache_dir))
+    with caplog.at_level(logging.DEBUG, logger="symgrad"):
+        got = session.compile(program())([X])
+    assert "no entry" in caplog.text and "ignoring" not in caplog.text
+    assert (session.stats.disk_misses, session.stats.codegen, session.disk_cache.errors) == (1, 1, 0)
+    assert digest_of(got) == digest_of(want)
+
+
+EVICTING_WRITER = textwrap.dedent("""
+    import sys
+    from symgrad.compiler import diskcache
+    cache = diskcache.DiskCache.open(sys.argv[1], max_bytes=int(sys.argv[2]))
+    for k in range(int(sys.argv[3])):
+        key = f"{sys.argv[4]}{k:063x}"
+        assert cache.store(key, diskcache.Entry("s", bytes(2000), "ir", "opt"))
+        entry = cache.load(f"{'ab'[sys.argv[4] == 'a']}{k // 2:063x}", "s")  # the other's
+        assert entry is None or entry.object_code == bytes(2000)
+    assert cache.errors == 0
+""")
+
+
+def test_processes_storing_and_evicting_at_once(cache_dir: Path) -> None:
+    bound = 6 * entry_bytes(2000)  # each store is more than an eighth of it: every store checks
+    writers = [subprocess.Popen([sys.executable, "-c", EVICTING_WRITER, str(cache_dir), str(bound), "150", tag])
+               for tag in "ab"]  # fmt: skip
+    for w in writers:
+        w.wait(timeout=120)
+    assert [w.returncode for w in writers] == [0, 0]
+    cache = diskcache.DiskCache(cache_dir, max_bytes=bound)
+    assert cache.size() <= bound + entry_bytes(2000)  # the other's last store may not be counted yet
+    assert not list(cache_dir.glob(".*.tmp"))
+    for path in entries(cache_dir):
+        assert cache.load(path.stem, "s") is not None

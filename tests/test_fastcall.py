@@ -25,6 +25,7 @@ from symgrad.compiler import (
     Loop,
     Store,
     fastcall,
+    pylayout,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,8 +219,28 @@ def test_programs_sharing_a_kernel_symbol_get_distinct_entries(tmp_path) -> None
         tall(np.ones((1, 4)), np.ones((1, 4)))
 
 
+def test_programs_with_the_same_buffers_share_the_entry_code_not_its_kernel_or_name() -> None:
+    session = JitSession()
+    add_mul = session.compile(sum_and_product(3), name="add_mul")
+    body = [load(0), load(1), Instr("sub", (0, 1)), Instr("div", (0, 1))]  # same buffers, other math
+    access = [Access(k, 0, (1,)) for k in range(4)]
+    sub_div = session.compile(KernelProgram(add_mul.program.buffers, (loop(
+        (3,), "float64", access[:2], body, [Store(access[2], 2), Store(access[3], 3)]),)), name="sub_div")
+    first, codegen = add_mul.fast_entry(), session.stats.codegen
+    second = sub_div.fast_entry()  # the same entry IR: loaded again, not compiled again
+    assert session.stats.codegen == codegen and session.stats.session_hits == 1
+    assert first.__self__.code is not second.__self__.code  # each has its own engine and globals
+    x, y = np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0])
+    np.testing.assert_array_equal(first(x, y)[0], x + y)
+    np.testing.assert_array_equal(second(x, y)[1], x / y)
+    with pytest.raises(TypeError, match="^sub_div: expected 2 input arrays, got 1$"):
+        second(x)
+    with pytest.raises(ValueError, match="^add_mul: input 1: expected"):
+        first(x, np.ones(4))
+
+
 def test_unverified_layout_refuses_with_runtime_error(session, monkeypatch) -> None:
-    monkeypatch.setattr(fastcall, "_LAYOUT", RuntimeError("fast entry: PyArrayObject.nd does not match"))
+    monkeypatch.setattr(pylayout, "_LAYOUT", RuntimeError("fast entry: PyArrayObject.nd does not match"))
     compiled = session.compile(sum_and_product(2), name="refused")
     with pytest.raises(RuntimeError, match="PyArrayObject.nd"):
         compiled.fast_entry()
@@ -227,13 +248,13 @@ def test_unverified_layout_refuses_with_runtime_error(session, monkeypatch) -> N
 
 
 def test_layout_checks_detect_a_wrong_offset() -> None:
-    offsets = dict(fastcall.layout().offsets)
-    fastcall._verify_array(np.zeros((2, 3)), offsets)
+    offsets = dict(pylayout.layout().offsets)
+    pylayout.verify_array(np.zeros((2, 3)), offsets)
     for field in ("data", "nd", "dimensions", "descr", "flags", "type_num", "byteorder"):
         wrong = {**offsets, field: offsets[field] + 8}
         with pytest.raises(RuntimeError, match="does not match"):
-            for probe in fastcall._probe_arrays():
-                fastcall._verify_array(probe, wrong)
+            for probe in pylayout.probe_arrays():
+                pylayout.verify_array(probe, wrong)
 
 
 # ---------------------------------------------------------------- bad inputs
