@@ -6,9 +6,11 @@ need not run.
 innermost loop when every load and store can be done lane by lane in any order:
 no gathers or scatters, no int64 buffers, and no buffer both read and written by
 the loop. Iterations [0, k) with k a multiple of the lane count run as vectors;
-`emit` runs the rest with the scalar body. Results equal the scalar loop's, bit
-for bit, except for math functions that come from libmvec: stores and reductions
-happen in iteration order, and a reduction adds lane after lane.
+`emit` runs the rest with the scalar body. Results equal the scalar loop's, bit for
+bit: stores and reductions happen in iteration order, a reduction adds lane after
+lane, and scalar math calls the same libmvec functions as vectors (`call_math`). A
+body longer than CHUNK instructions becomes calls to functions of CHUNK instructions
+each, which pass values through stack slots (code generation stays linear in size).
 Imports `.emit`, `.opcode_ir`, `.program` and `llvmlite.ir`.
 """
 
@@ -27,6 +29,7 @@ from .opcode_ir import (
     I32,
     I64,
     ITEMSIZE,
+    PTR,
     EmitContext,
     access_ptr,
     convert,
@@ -135,17 +138,97 @@ def _splat(b: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
 
 
 def _vector_body(e: EmitContext, loop: Loop, outer: list[ir.Value], i: ir.Value, lanes: int) -> list[ir.Value]:
-    """The SSA body for iterations i .. i + lanes - 1, one vector per instruction."""
-    ty = ir.VectorType(FLOAT_TYPES[loop.dtype], lanes)
+    """The SSA body for iterations i .. i + lanes - 1, one vector per instruction (a body
+    longer than CHUNK as calls to pieces: `_chunked_body`)."""
+    if len(loop.body) > CHUNK:
+        return _chunked_body(e, loop, outer, i, lanes)
     values: list[ir.Value] = []
-    for ins in loop.body:
-        if ins.op == "load":
-            values.append(convert(e.b, _vector_load(e, loop.loads[ins.load], outer, i, lanes), ty))
-        elif ins.op == "const":
-            values.append(ir.Constant(ty, [ins.value] * lanes))
-        else:
-            values.append(EMITTERS[ins.op](e, [values[a] for a in ins.args]))
+    for k in range(len(loop.body)):
+        values.append(_vector_instr(e, loop, k, [values[a] for a in loop.body[k].args], outer, i, lanes))
     return values
+
+
+def _vector_instr(
+    e: EmitContext, loop: Loop, k: int, args: list[ir.Value], outer: list[ir.Value], i: ir.Value, lanes: int
+) -> ir.Value:
+    ins, ty = loop.body[k], ir.VectorType(FLOAT_TYPES[loop.dtype], lanes)
+    if ins.op == "load":
+        return convert(e.b, _vector_load(e, loop.loads[ins.load], outer, i, lanes), ty)
+    if ins.op == "const":
+        return ir.Constant(ty, [ins.value] * lanes)
+    return EMITTERS[ins.op](e, args)
+
+
+# Instructions per piece of a long body. LLVM's code generator is superlinear in the size
+# of a basic block with many values live across calls (register allocation: a body of
+# 27 000 instructions took 4.3 s, 9 000 took 0.9 s); pieces of this size keep it linear.
+# Pieces are `optnone`: the optimiser's memory passes (DSE, GVN) cost more on their slot
+# traffic than they gain, and the body was already simplified and vectorised by us.
+CHUNK = 512
+
+
+def _chunked_body(e: EmitContext, loop: Loop, outer: list[ir.Value], i: ir.Value, lanes: int) -> list[ir.Value]:
+    """The body as calls to never-inlined functions of CHUNK instructions each; a value
+    that another piece (or a store) reads goes through a stack slot whose address the
+    pieces share. Returns the values the stores need (None for the others)."""
+    body = loop.body
+    crossing = {st.value for st in loop.stores}
+    for k, ins in enumerate(body):
+        crossing.update(a for a in ins.args if a // CHUNK != k // CHUNK)
+    crossing = {k for k in crossing if body[k].op != "const"}  # constants are made where used
+    slot = {k: n for n, k in enumerate(sorted(crossing))}
+    ty = ir.VectorType(FLOAT_TYPES[loop.dtype], lanes)
+    entry = ir.IRBuilder(e.b.function.entry_basic_block)
+    entry.position_at_start(e.b.function.entry_basic_block)
+    slots = entry.alloca(ty, ir.Constant(I64, max(len(slot), 1)))
+    for start in range(0, len(body), CHUNK):
+        piece = _piece(e, loop, range(start, min(start + CHUNK, len(body))), slot, ty, len(outer), lanes)
+        e.b.call(piece, [slots, *outer, i, *e.bases])
+    values: list = []
+    for k, ins in enumerate(body):
+        if k in slot:
+            values.append(_slot(e.b, slots, slot[k], ty))
+        else:  # a constant, or a value no store reads (never asked for)
+            values.append(_vector_instr(e, loop, k, [], outer, i, lanes) if ins.op == "const" else None)
+    return values
+
+
+def _slot(b: ir.IRBuilder, slots: ir.Value, n: int, ty: ir.Type) -> ir.Value:
+    return b.load(_slot_ptr(b, slots, n, ty), typ=ty)
+
+
+def _slot_ptr(b: ir.IRBuilder, slots: ir.Value, n: int, ty: ir.Type) -> ir.Value:
+    return b.gep(slots, [ir.Constant(I64, n)], inbounds=True, source_etype=ty)
+
+
+def _piece(
+    e: EmitContext, loop: Loop, ks: range, slot: dict[int, int], ty: ir.VectorType, depth: int, lanes: int
+) -> ir.Function:
+    """`void piece(ptr slots, i64 outer..., i64 i, ptr buffers...)`: instructions `ks` of
+    the body, reading values of other pieces from their slots and writing theirs."""
+    module = e.b.module
+    args = [PTR] + [I64] * (depth + 1) + [PTR] * len(e.bases)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), args), name=module.get_unique_name("piece"))
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    fn.attributes.add("nounwind")
+    fn.attributes.add("optnone")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    slots, outer, i, bases = fn.args[0], list(fn.args[1 : depth + 1]), fn.args[depth + 1], fn.args[depth + 2 :]
+    pe = EmitContext(e.program, b, bases, ir.Constant(PTR, None), e.vectorizer)
+    values: dict[int, ir.Value] = {}
+
+    def read(a: int) -> ir.Value:
+        if a not in values:
+            values[a] = _slot(b, slots, slot[a], ty) if a in slot else _vector_instr(pe, loop, a, [], outer, i, lanes)
+        return values[a]
+
+    for k in ks:
+        values[k] = _vector_instr(pe, loop, k, [read(a) for a in loop.body[k].args], outer, i, lanes)
+        if k in slot:
+            b.store(values[k], _slot_ptr(b, slots, slot[k], ty))
+    b.ret_void()
+    return fn
 
 
 def _vector_load(e: EmitContext, access: Access, outer: list[ir.Value], i: ir.Value, lanes: int) -> ir.Value:
