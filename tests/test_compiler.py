@@ -904,6 +904,13 @@ def test_explicit_vector_loops(explicit: JitSession) -> None:
     assert "x double>" not in explicit.compile(take_rows(6, 5, 3)).llvm_ir
     got, want = run_both(explicit, elementwise("mul", "float32", 5), [np.ones(5, np.float32)] * 2)
     assert_same(got, want)
+    # The iterations after the last whole vector are one partial vector: the same function
+    # per lane, nothing read or written past the end.
+    x = np.linspace(-3, 3, 24)
+    (whole,) = explicit.compile(elementwise("sin", "float64", 24))([x])
+    partial = explicit.compile(elementwise("sin", "float64", 13))
+    assert_same(partial([x[:13]]), [whole[:13]])
+    assert len(re.findall(r"= phi\s+i64", partial.llvm_ir)) == 1  # one loop: no scalar remainder loop
 
 
 def tangled(n_instr: int, seed: int) -> KernelProgram:
