@@ -904,6 +904,54 @@ def test_explicit_vector_loops(explicit: JitSession) -> None:
     assert "x double>" not in explicit.compile(take_rows(6, 5, 3)).llvm_ir
     got, want = run_both(explicit, elementwise("mul", "float32", 5), [np.ones(5, np.float32)] * 2)
     assert_same(got, want)
+    # The iterations after the last whole vector are one partial vector: the same function
+    # per lane, nothing read or written past the end.
+    x = np.linspace(-3, 3, 24)
+    (whole,) = explicit.compile(elementwise("sin", "float64", 24))([x])
+    partial = explicit.compile(elementwise("sin", "float64", 13))
+    assert_same(partial([x[:13]]), [whole[:13]])
+    assert len(re.findall(r"= phi\s+i64", partial.llvm_ir)) == 1  # one loop: no scalar remainder loop
+
+
+def tangled(n_instr: int, seed: int) -> KernelProgram:
+    """A float64 loop over LONG whose body reads values from anywhere before (near and far),
+    with stores of early and late values and a register reduction."""
+    rng = np.random.default_rng(seed)
+    n, m = LONG
+    body = [Instr("load", load=0), Instr("load", load=1), Instr("const", value=0.5), Instr("const", value=-1.25)]
+    while len(body) < n_instr:
+        a, b = (int(rng.integers(0, len(body))) for _ in range(2))
+        op = str(rng.choice(["add", "mul", "sin", "tanh", "maximum", "sub"]))
+        op = "max" if op == "maximum" else op
+        body.append(Instr(op, (a,) if OPCODES[op] == 1 else (a, b)))
+        if op == "mul":  # keep magnitudes bounded
+            body.append(Instr("tanh", (len(body) - 1,)))
+    return KernelProgram(
+        (Buffer("float64", n * m, "input"), Buffer("float64", m, "input"), Buffer("float64", n * m, "output"),
+         Buffer("float64", n * m, "output"), Buffer("float64", n, "output")),
+        (Fill(4, 0.0),
+         loop(LONG, "float64", [Access(0, 0, (m, 1)), Access(1, 0, (0, 1))], body,
+              [Store(Access(2, 0, (m, 1)), 5), Store(Access(3, 0, (m, 1)), len(body) - 1),
+               Store(Access(4, 0, (1, 0)), len(body) // 2, "sum")])),
+    )  # fmt: skip
+
+
+def test_long_bodies_in_pieces_compute_the_same(explicit: JitSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body longer than vecloop.CHUNK is emitted as calls to pieces sharing stack slots:
+    the results are bit-identical to one straight body (same operations, same order)."""
+    from symgrad.compiler import vecloop
+
+    rng = np.random.default_rng(3)
+    inputs = [rng.normal(size=LONG[0] * LONG[1]), rng.normal(size=LONG[1])]
+    for seed in range(3):
+        program = tangled(60, seed)
+        whole = explicit.compile(program)
+        monkeypatch.setattr(vecloop, "CHUNK", 7)
+        pieces = explicit.compile(program)
+        monkeypatch.undo()
+        assert "piece" in pieces.llvm_ir and "piece" not in whole.llvm_ir
+        assert_same(pieces(inputs), whole(inputs))
+        np.testing.assert_allclose(whole(inputs)[1], interpret(program, inputs)[1], rtol=1e-12, atol=1e-14)
 
 
 def chain(k: int, n: int = 1000) -> KernelProgram:
