@@ -23,7 +23,7 @@ from .program import KernelProgram
 
 _ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
 _ERROR_RECORD = ctypes.c_int64 * 2  # the bad index and its bound
-STATUS_INDEX_ERROR = 1  # as emit.STATUS_INDEX_ERROR (this module does not import the emitter)
+STATUS_INDEX_ERROR = 1  # as opcode_ir.STATUS_INDEX_ERROR (this module does not import the emitter)
 FAST_ENTRIES_KEPT = 8  # per program: the most recently asked-for shapes keep their entries
 
 

@@ -223,9 +223,10 @@ STEP_EMITTERS: dict[type, Callable] = {Fill: _emit_fill, Loop: _emit_loop, Matmu
 
 
 def emit_program(
-    program: KernelProgram, name: str = "kernel", vectorizer: ExplicitVectors | None = None
+    program: KernelProgram, name: str = "kernel", vectorizer: ExplicitVectors | None = None,
+    checked: bool = False,
 ) -> ir.Module:
-    """Check `program` and emit a module whose `i32 @name(ptr buffers, ptr error)` runs it.
+    """Check `program` (unless the caller just did: `checked`) and emit a module whose `i32 @name(ptr buffers, ptr error)` runs it.
 
     `buffers` points to one data pointer per buffer, in program order. The result
     is 0, or 1 after an index outside [-bound, bound) of a gather or scatter; then
@@ -237,7 +238,8 @@ def emit_program(
     written, so they may share memory with each other). With a `vectorizer`, an
     innermost loop may start with its explicit vector loop (see `vecloop`).
     """
-    check_program(program)
+    if not checked:
+        check_program(program)
     module = ir.Module(name=name)
     body_fn = _body_function(module, program, name)
     builder = ir.IRBuilder(body_fn.append_basic_block("entry"))

@@ -23,7 +23,7 @@ from .pylayout import Layout, MethodDef, layout, python_function
 
 METH_FASTCALL = 0x0080  # stable ABI constant (Include/methodobject.h)
 GIL_RELEASE_ELEMENTS = 1 << 15  # release the GIL around kernels touching this many elements
-STATUS_INDEX_ERROR = 1  # as emit.STATUS_INDEX_ERROR
+STATUS_INDEX_ERROR = 1  # as opcode_ir.STATUS_INDEX_ERROR
 MAX_DIMS = 32  # numpy 1.x's NPY_MAXDIMS (2.x allows 64)
 ENTRY_SYMBOL = "symgrad.fastcall"  # a '.', which kernel names cannot have
 KERNEL_GLOBAL, NAME_GLOBAL = "symgrad.kernel", "symgrad.name"  # set in each entry's own engine

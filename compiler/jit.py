@@ -179,7 +179,7 @@ class JitSession:
         """Emit and compile `program`; a long loop body gets explicit vector loops."""
         bodies = [len(step.body) for step in program.steps if isinstance(step, Loop)]
         explicit = max(bodies, default=0) > self.explicit_vector_body
-        llvm_ir = str(emit_program(program, symbol, self._vectors if explicit else None))
+        llvm_ir = str(emit_program(program, symbol, self._vectors if explicit else None, checked=True))
         return self._codegen(llvm_ir, symbol, explicit)
 
     # ------------------------------------------------------------ IR and objects

@@ -147,24 +147,26 @@ def _var(a: Tensor, dim: Any, unbiased: Any, keepdim: bool, correction: Any) -> 
     if isinstance(dim, bool):  # var(unbiased) positional form
         dim, unbiased = None, dim
     dof = _count(a, dim) - _correction(unbiased, correction)
-    centered = primitive("sub", [a, primitive("div", [_reduce("sum", a, dim, True), _count(a, dim)])])
+    mean = primitive("div", [_reduce("sum", a, dim, True), _count(a, dim)])
+    centered = primitive("sub", [a, mean])
     squares = _reduce("sum", primitive("mul", [centered, centered]), dim, keepdim)
     if dof > 0:
         return primitive("div", [squares, dof]), True
     warnings.warn("var(): degrees of freedom is <= 0. Correction should be strictly less than the "
                   "reduction factor (input numel divided by output numel).", UserWarning, stacklevel=3)  # fmt: skip
     with np.errstate(divide="ignore", invalid="ignore"):
-        return _degenerate_var(a, dim, keepdim, centered, squares, dof), False
+        return _degenerate_var(a, dim, keepdim, mean, squares, dof), False
 
 
-def _degenerate_var(a: Tensor, dim: Any, keepdim: bool, centered: Tensor, squares: Tensor, dof: float) -> Tensor:
+def _degenerate_var(a: Tensor, dim: Any, keepdim: bool, mean: Tensor, squares: Tensor, dof: float) -> Tensor:
     """torch where N - correction <= 0: the value is squares / 0 (inf; nan where all x are equal),
     the gradient torch's formula: g * where(x == m, nan, inf) over all elements (dim None);
     along dims g * 2 (x - m) / (N - correction), which is finite for N < correction. A
     surrogate sum(x * slope) - (the same, held constant), which is 0, carries that gradient."""
     infinite = dim is None or a.ndim == 0 or dof == 0  # the gradient is slope * inf
+    centered = primitive("sub", [a, mean])
     if dim is None or a.ndim == 0:
-        slope = primitive("ne", [centered, 0.0])
+        slope = primitive("ne", [a, mean])  # not x - m != 0: x = m = inf is "equal" (nan)
     else:
         slope = centered if dof == 0 else primitive("mul", [centered, 2.0 / dof])
     surrogate = _reduce("sum", primitive("mul", [a, primitive("stop_gradient", [slope])]), dim, keepdim)

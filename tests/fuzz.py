@@ -75,6 +75,10 @@ KNOWN_DIFFERENCES = {
     "minimum (log(-relu(x)) at x = 0, log(x.clamp(min=0)) at x < 0): torch's backward selects (0), "
     "symgrad multiplies by the slope 0 (nan; where() selects, as torch); values computed through "
     "these ops meet the raw domain of log, sqrt, / ... only through its guard",
+    "var-of-inf": "the gradient of var over values holding an inf, with N - correction > 0 "
+    "(log(x).var() at x = [0, 1]): torch's is 2 g (x - mean) / (N - correction), [nan, inf]; "
+    "symgrad's also carries the mean's path -2 g sum(x - mean) / (N (N - correction)), 0 for finite "
+    "x, nan here, so nan everywhere; var and std read values without NaN/inf",
     "zero-times-overflow": "a zero gradient times a partial derivative that overflows (float32 "
     "tanh(rsqrt(x)) at x = 1e-38: 0 * -inf): torch gives nan, symgrad's simplified gradient may "
     "multiply in another order and give 0, the exact limit; inputs are 0 or at least 1e-12 away",
@@ -415,6 +419,8 @@ class Builder:
             return None  # torch: "Expected reduction dim to have non-zero size"
         if op in NAN_SENSITIVE and not self.plain(a):
             return None  # KNOWN_DIFFERENCES["nan-piecewise"]
+        if op in ("var", "std") and a.special and not self.known:
+            return None  # KNOWN_DIFFERENCES["var-of-inf"]
         self.drawn.add(f"{op}({'all' if dim is None else 'dim'})")
         special = count == 0 and op in ("mean", "logsumexp")  # nan, -inf
         if op in ("max", "min") and dim is not None:

@@ -78,6 +78,7 @@ KNOWN_CASES = [
     ("atan2-origin", True, M, case(["t0 = lib.atan2(x0, x0)"], [[0.0, 1.0]], [1.0, 1.0])),  # grad 0, not nan
     ("inf-into-flat-piece", True, M, case(["t0 = lib.relu(x0)", "t1 = lib.neg(t0)", "t2 = lib.log(t1)"], [0.0], 0.274)),
     ("inf-into-flat-piece", True, M, case(["t0 = x0.clamp(min=0.0)", "t1 = lib.log(t0)"], [[-1.0, 2.0]], [1.0, 1.0])),
+    ("var-of-inf", True, M, case(["t0 = lib.log(x0)", "t1 = t0.var()"], [[0.0, 1.0]], 1.0)),
     ("zero-times-overflow", True, M, case(["t0 = lib.rsqrt(x0.float())", "t1 = lib.tanh(t0)"], [1.1754943508222875e-38], 0.274)),
     ("nan-piecewise", True, M, case(["t0 = x0.sign()"], [[NAN, 1.0]], [1.0, 1.0])),  # torch: sign(nan) = 0
     ("nan-piecewise", True, M, case(["t0 = lib.clamp(x0, max=x1)"], [[1.0, 2.0], [NAN, 1.5]], [1.0, 1.0])),
@@ -100,6 +101,7 @@ FIXED_CASES = [
     ("var-correction", case(["t0 = x0.var(dim=1, correction=3)"], [[[1.0, 2.0], [3.0, 3.0]]], [1.0, -1.0])),  # finite grad
     ("var-correction", case(["t0 = x0.std(dim=(0, 1), correction=4, keepdim=True)"], [[[1.0, 2.0], [3.0, 3.0]]], [[0.5]])),
     ("var-correction", case(["t0 = x0.std(correction=2)"], [1.5], 1.0)),  # 0-d: nan, grad nan
+    ("var-correction", case(["t0 = lib.log(x0)", "t1 = t0.var()"], [0.0], 0.274)),  # x = mean = -inf: grad nan, not inf
     # where std is 0 its gradient is 0 (torch masks it), also along dims and after a mean that is exact
     ("std-zero", case(["t0 = x0.std()"], [[1.5, 1.5]], 1.0)),
     ("std-zero", case(["t0 = x0.std(0)"], [[[0.5, 1.0], [0.5, 2.0], [0.5, 0.0]]], [1.0, -1.0])),
