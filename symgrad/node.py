@@ -100,24 +100,26 @@ def const_value(node: Node) -> float | None:
 
 
 def topo_order(roots: Iterable[Node]) -> list[Node]:
-    """Every node reachable from `roots`, inputs before their users (iterative DFS)."""
+    """Every node reachable from `roots`, inputs before their users (iterative DFS: each
+    node's inputs left to right, resumed through an iterator)."""
     order: list[Node] = []
     seen: set[int] = set()
+    add, append = seen.add, order.append
     for root in roots:
         if id(root) in seen:
             continue
-        stack: list[tuple[Node, int]] = [(root, 0)]
-        seen.add(id(root))
+        add(id(root))
+        stack = [(root, iter(root.inputs))]
         while stack:
-            node, i = stack.pop()
-            if i < len(node.inputs):
-                stack.append((node, i + 1))
-                child = node.inputs[i]
+            node, children = stack[-1]
+            for child in children:
                 if id(child) not in seen:
-                    seen.add(id(child))
-                    stack.append((child, 0))
+                    add(id(child))
+                    stack.append((child, iter(child.inputs)))
+                    break
             else:
-                order.append(node)
+                stack.pop()
+                append(node)
     return order
 
 
