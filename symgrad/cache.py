@@ -7,16 +7,41 @@ it) and the statistics that `symgrad.cache_info()` reports. Imports the back end
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("symgrad")
+
+_gc_lock = threading.Lock()
+_gc_pause = {"depth": 0, "was_enabled": True}  # compilations in progress; the state to restore
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while compiling: a large graph holds hundreds of
+    thousands of objects, and each full collection walks all of them (finding nothing: the
+    DAG is acyclic). Nested and concurrent compilations share one pause; the collector is
+    re-enabled when the last one ends, if it was enabled before."""
+    with _gc_lock:
+        if _gc_pause["depth"] == 0:
+            _gc_pause["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _gc_pause["depth"] += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pause["depth"] -= 1
+            if _gc_pause["depth"] == 0 and _gc_pause["was_enabled"]:
+                gc.enable()
 # Entries kept in memory (per cache, and per transform). A compiled entry costs about
 # 50-150 KiB (machine code, an MCJIT engine per program and per native entry, IR text).
 DEFAULT_LIMIT = 1024
@@ -66,7 +91,8 @@ class CodeCache:
                 return entry
             self.stats.misses += 1
             start = time.perf_counter()
-            entry = build()
+            with paused_gc():
+                entry = build()
             elapsed = time.perf_counter() - start
             self.stats.compiles += 1
             self.stats.compile_seconds += elapsed

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import pytree
-from .cache import DEFAULT_CACHE
+from .cache import DEFAULT_CACHE, paused_gc
 from .differentiate import vjp as symbolic_vjp
 from .interpret import evaluate
 from .lower import lower
@@ -207,6 +207,10 @@ class Staged:
         return self.build(out, dynamic, []), tensors, []
 
     def _compile(self, args: tuple, signature: tuple) -> Entry:
+        with paused_gc():
+            return self._compile_now(args, signature)
+
+    def _compile_now(self, args: tuple, signature: tuple) -> Entry:
         start = time.perf_counter()
         self._log_recompile(signature)
         result_tree, tensors, _ = self.trace(args)

@@ -136,3 +136,37 @@ def test_interpreted_and_compiled_passes_agree_and_other_thresholds():
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="set_eager_compile_threshold"):
             torch.set_eager_compile_threshold(bad)
+
+
+def test_compilation_pauses_the_garbage_collector_and_restores_it():
+    import gc
+
+    from symgrad.cache import paused_gc
+
+    seen = []
+    f = torch.compile(lambda a: (a * 2.5).sin())
+    real = gc.disable
+
+    def spy():
+        seen.append("disabled")
+        real()
+
+    assert gc.isenabled()
+    gc.disable = spy
+    try:
+        f(np.ones(17))
+    finally:
+        gc.disable = real
+    assert seen == ["disabled"] and gc.isenabled()
+    with paused_gc():
+        with paused_gc():  # nested: one pause
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()  # a program that keeps the collector off keeps it off
+    try:
+        with pytest.raises(ZeroDivisionError), paused_gc():
+            1 / 0
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
