@@ -60,9 +60,10 @@ def compare(fns: dict[str, Callable], args: tuple, check: Callable[[str, Any], s
     """Median seconds per call of each fn(*args), timed round-robin so that a noisy neighbour
     slows every candidate alike and the ratios stay meaningful.
 
-    Each candidate is called once first (compiling whatever it compiles) and its result
-    passed to check(name, result), which returns None or why the result is wrong; a wrong or
-    failing candidate gets that reason instead of a time. Batches last about `batch` seconds;
+    Each candidate is called twice first (compiling whatever it compiles: symgrad builds a
+    signature's native entry at its second call) and the first result passed to
+    check(name, result), which returns None or why the result is wrong; a wrong or failing
+    candidate gets that reason instead of a time. Batches last about `batch` seconds;
     there are fewer rounds (3 at least) when `repeats` rounds would exceed `budget` seconds.
     The garbage collector stays on: its cost is part of a call.
     """
@@ -75,6 +76,7 @@ def compare(fns: dict[str, Callable], args: tuple, check: Callable[[str, Any], s
             result = fn(*args)
             problem = check(name, result) if check else None
             if problem is None:
+                fn(*args)
                 number, elapsed = calibrate(fn, args, batch)
                 live[name], samples[name] = (fn, number), [elapsed / number]
                 round_seconds += elapsed
