@@ -153,6 +153,21 @@ def test_index_put_of_another_dtype_is_refused_like_torch() -> None:
         assert b.dtype == lib.float32 and b.tolist() == [1.5, 1.5, 2.5]
 
 
+@pytest.mark.parametrize("call,error,message", [
+    (lambda lib: lib.zeros((2, 0)).amax(1), IndexError, "amax(): Expected reduction dim 1 to have non-zero size."),
+    (lambda lib: lib.zeros((2, 0)).min(-1), IndexError, "min(): Expected reduction dim 1 to have non-zero size."),
+    (lambda lib: lib.zeros((0,)).amin(), RuntimeError, "amin(): Expected reduction dim to be specified for input.numel() == 0."),
+])  # fmt: skip
+def test_extremes_over_no_elements_raise_like_torch(call, error, message) -> None:
+    """The generator leaves these out (torch refuses them): the errors are checked here; the
+    softmax family over an empty dim is fine (FIXED_CASES)."""
+    for lib in [sg] + ([fuzz.torch] if fuzz.torch is not None else []):
+        with pytest.raises(error) as refused:
+            call(lib)
+        assert str(refused.value).startswith(message)
+    assert sg.zeros((2, 0)).amax(0).shape == (0,)
+
+
 @pytest.mark.parametrize("x", [[0.0, 2.0, 3.0, -1.5], [0.0, 0.0, 3.0, 0.5], [0.0, 0.0, 0.0, 2.0], [1.0, 2.0, 3.0, 0.5]])
 def test_prod_second_derivative_at_zeros(x: list[float]) -> None:
     """The Hessian of prod: H_ij = the product of the elements other than i and j (0 on the
