@@ -189,6 +189,8 @@ def std(a: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False,
 
 
 def norm(a: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
+    if p == "fro" and isinstance(dim, (tuple, list)) and len(dim) > 2:  # torch: a matrix norm then
+        raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {' '.join(map(str, dim))}")
     absolute = primitive("abs", [a], float_dtype(a))
     if p in ("fro", 2, 2.0):
         result = primitive("norm_sqrt", [_reduce("sum", primitive("mul", [a, a], float_dtype(a)), dim, keepdim)])

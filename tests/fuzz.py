@@ -349,13 +349,13 @@ class Builder:
             base, special = (a.name, False) if e in ("2", "3", "0", "1", "2.0") else self.guard(_pos, a)
             return self.emit(f"{base} ** {e}", a.shape, a.dtype, a, special=special)
         if op == "r**":
-            c = self.choice([2.0, 0.5, 3.0, 1.0, 0.0])
+            c = self.choice([2.0, 0.5, 3.0, 1.0] + ([0.0] if self.known or not a.flat else []))  # "inf-into-flat-piece"
             return self.emit(f"{c} ** {_bounded(a.name)}", a.shape, a.dtype, a, special=c == 0.0)
         if op == "r/":
             arg, special = self.guard(_pos, a)
             return self.emit(f"{c} / {arg}", a.shape, a.dtype, a, special=special)
-        if op == "/" and c == 0.0:
-            c = 4.0 if not self.rare() else c
+        if op == "/" and c == 0.0 and (not self.rare() or a.flat and not self.known):
+            c = 4.0  # x / 0 once in a while; its inf gradient not into a flat piece ("inf-into-flat-piece")
         expr = f"{c} {op[1]} {a.name}" if op.startswith("r") else f"{a.name} {op} {c}"
         exact = a.exact and op in ("+", "-", "*", "r-", "r+", "r*") and c in EXACT_SCALARS
         return self.emit(expr, a.shape, a.dtype, a, exact=exact, special=c == 0.0 and op == "/")
@@ -435,7 +435,7 @@ class Builder:
         if op in ("var", "std"):
             return self._variance(a, op, axes, dim, kd, out)
         if op == "norm":
-            p = self.choice(["", "p=1, "])
+            p = self.choice(["", "p=1, "]) if not isinstance(dim, tuple) or len(dim) < 3 else "p=1, "  # fro: 2 dims
             return self.emit(f"{a.name}.norm({p}dim={dim!r}{kd})" if dim is not None else
                              f"{a.name}.norm({p[:-2]})", out, a.dtype, a)  # fmt: skip
         if op == "logsumexp":

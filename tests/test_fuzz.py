@@ -67,6 +67,7 @@ KNOWN_CASES = [
     ("amax-ties-recomputed", False, M, case(["t0 = x0.exp()", "t1 = t0.amax()"], [[2.875, 2.875, 2.875]], 1.0)),
     ("inf-into-flat-piece", True, M, case(["t0 = lib.relu(x0)", "t1 = lib.neg(t0)", "t2 = lib.log(t1)"], [0.0], 0.274)),
     ("inf-into-flat-piece", True, M, case(["t0 = x0.clamp(min=0.0)", "t1 = lib.log(t0)"], [[-1.0, 2.0]], [1.0, 1.0])),
+    ("inf-into-flat-piece", True, M, case(["t0 = lib.minimum(x1, x0)", "t1 = 0.0 ** (t0.atan() * 2)"], [0.0, -1.0], 0.274)),
     ("var-of-inf", True, M, case(["t0 = lib.log(x0)", "t1 = t0.var()"], [[0.0, 1.0]], 1.0)),
     ("zero-times-overflow", True, M, case(["t0 = lib.rsqrt(x0.float())", "t1 = lib.tanh(t0)"], [1.1754943508222875e-38], 0.274)),
     ("nan-piecewise", True, M, case(["t0 = x0.sign()"], [[NAN, 1.0]], [1.0, 1.0])),  # torch: sign(nan) = 0
@@ -157,10 +158,12 @@ def test_index_put_of_another_dtype_is_refused_like_torch() -> None:
     (lambda lib: lib.zeros((2, 0)).amax(1), IndexError, "amax(): Expected reduction dim 1 to have non-zero size."),
     (lambda lib: lib.zeros((2, 0)).min(-1), IndexError, "min(): Expected reduction dim 1 to have non-zero size."),
     (lambda lib: lib.zeros((0,)).amin(), RuntimeError, "amin(): Expected reduction dim to be specified for input.numel() == 0."),
+    (lambda lib: lib.ones((1, 1, 2)).norm(dim=(0, 1, 2)), RuntimeError, "linalg.matrix_norm: dim must be a 2-tuple. Got 0 1 2"),
 ])  # fmt: skip
-def test_extremes_over_no_elements_raise_like_torch(call, error, message) -> None:
-    """The generator leaves these out (torch refuses them): the errors are checked here; the
-    softmax family over an empty dim is fine (FIXED_CASES)."""
+def test_refused_like_torch(call, error, message) -> None:
+    """The generator leaves these out (torch refuses them: extremes over no elements, a
+    Frobenius norm over 3 dims): the errors are checked here; the softmax family over an
+    empty dim is fine (FIXED_CASES)."""
     for lib in [sg] + ([fuzz.torch] if fuzz.torch is not None else []):
         with pytest.raises(error) as refused:
             call(lib)
