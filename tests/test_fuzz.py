@@ -106,6 +106,11 @@ FIXED_CASES = [
     ("inplace-add", case(["t0 = lib.zeros((3,), dtype=lib.float64)", "t0[1:] += x0"], [[1.0, 2.0]], [1.0, -1.0, 0.5])),
     ("inplace-add", case(["t0 = lib.zeros((3,), dtype=lib.float64)", "t0[lib.tensor([2, 0], dtype=lib.int64)] += x0",
                           "t1 = t0 * t0"], [[1.0, 2.0]], [1.0, -1.0, 0.5])),
+    # cumsum: an inf reaches only the sums after it (it was a product with triangular ones: inf * 0)
+    ("cumsum-inf", case(["t0 = lib.log(x0)", "t1 = t0.cumsum(1)"], [[[0.0, 1.0, 2.0], [1.0, 0.0, 3.0]]],
+                        [[1.0, -1.0, 0.5], [0.5, 2.0, 1.0]])),
+    ("cumsum-inf", case(["t0 = x0 ** x1.atan()", "t1 = t0.cumsum(0)"], [np.zeros((2, 3)), [0.0, -1.0, 1.0]],
+                        [[1.0, -1.0, 0.5], [0.5, 2.0, 1.0]])),
     # softmax, log_softmax, logsumexp over a dim of size 0: empty results, logsumexp -inf
     ("empty-softmax", case(["t0 = x0.softmax(1)"], [np.zeros((2, 0))], np.zeros((2, 0)))),
     ("empty-softmax", case(["t0 = lib.log_softmax(x0, dim=-1)"], [np.zeros((2, 0))], np.zeros((2, 0)))),
