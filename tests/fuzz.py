@@ -84,6 +84,9 @@ KNOWN_DIFFERENCES = {
     "(log(x).var() at x = [0, 1]): torch's is 2 g (x - mean) / (N - correction), [nan, inf]; "
     "symgrad's also carries the mean's path -2 g sum(x - mean) / (N (N - correction)), 0 for finite "
     "x, nan here, so nan everywhere; var and std read values without NaN/inf",
+    "sum-of-0d-signed-zero": "sum() or mean() of a 0-d -0.0 is +0 in torch and in symgrad's values, "
+    "but symgrad's simplified gradient reads the sum as x itself (-0), so log(x.sum()) at x = -0 "
+    "has gradient -inf, torch +inf; 0-d sums and means meet raw domains only through their guard",
     "zero-times-overflow": "a zero gradient times a partial derivative that overflows (float32 "
     "tanh(rsqrt(x)) at x = 1e-38: 0 * -inf): torch gives nan, symgrad's simplified gradient may "
     "multiply in another order and give 0, the exact limit; inputs are 0 or at least 1e-12 away",
@@ -149,7 +152,7 @@ class Value:
     dtype: str
     exact: bool = False  # computed without rounding, the same in every library
     special: bool = False  # may hold NaN or inf
-    flat: bool = False  # computed through a flat piece (relu, clamp, maximum, minimum)
+    flat: bool = False  # through a flat piece (relu, clamp, maximum, minimum) or a 0-d sum: never raw
 
 
 def numel(shape: tuple[int, ...] | list[int]) -> int:
@@ -444,7 +447,8 @@ class Builder:
         arg = _pos(a.name) if op == "prod" and (not self.plain(a) or not self.rare(3)) else a.name
         form = f"{arg}.{op}()" if dim is None else \
             self.choice([f"{arg}.{op}({dim!r}{kd})", f"lib.{op}({arg}, dim={dim!r}{kd})"])  # fmt: skip
-        return self.emit(form, out, a.dtype, a, exact=extreme and a.exact, special=special)
+        return self.emit(form, out, a.dtype, a, exact=extreme and a.exact, special=special,
+                         flat=op in ("sum", "mean") and not a.shape)  # KNOWN_DIFFERENCES["sum-of-0d-signed-zero"]
 
     def _along(self, a: Value, op: str) -> Value | None:
         """softmax, log_softmax, cumsum: along one dim, the shape unchanged."""

@@ -69,6 +69,7 @@ KNOWN_CASES = [
     ("inf-into-flat-piece", True, M, case(["t0 = x0.clamp(min=0.0)", "t1 = lib.log(t0)"], [[-1.0, 2.0]], [1.0, 1.0])),
     ("inf-into-flat-piece", True, M, case(["t0 = lib.minimum(x1, x0)", "t1 = 0.0 ** (t0.atan() * 2)"], [0.0, -1.0], 0.274)),
     ("var-of-inf", True, M, case(["t0 = lib.log(x0)", "t1 = t0.var()"], [[0.0, 1.0]], 1.0)),
+    ("sum-of-0d-signed-zero", True, M, case(["t0 = lib.neg(x0)", "t1 = t0.sum()", "t2 = lib.log(t1)"], [0.0], 0.274)),
     ("zero-times-overflow", True, M, case(["t0 = lib.rsqrt(x0.float())", "t1 = lib.tanh(t0)"], [1.1754943508222875e-38], 0.274)),
     ("nan-piecewise", True, M, case(["t0 = x0.sign()"], [[NAN, 1.0]], [1.0, 1.0])),  # torch: sign(nan) = 0
     ("nan-piecewise", True, M, case(["t0 = lib.clamp(x0, max=x1)"], [[1.0, 2.0], [NAN, 1.5]], [1.0, 1.0])),
