@@ -189,6 +189,8 @@ def std(a: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False,
 
 
 def norm(a: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
+    if p == "fro" and isinstance(dim, (tuple, list)) and len(dim) > 2:  # torch: a matrix norm then
+        raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {' '.join(map(str, dim))}")
     absolute = primitive("abs", [a], float_dtype(a))
     if p in ("fro", 2, 2.0):
         result = primitive("norm_sqrt", [_reduce("sum", primitive("mul", [a, a], float_dtype(a)), dim, keepdim)])
@@ -237,18 +239,21 @@ def log_softmax(a: Tensor, dim: int, dtype: Any = None) -> Tensor:
 
 
 def cumsum(a: Tensor, dim: int, dtype: Any = None) -> Tensor:
-    """x @ U along `dim`, U the upper-triangular ones (a BLAS product: O(n^2) work)."""
+    """A scan along `dim` in ceil(log2 n) steps (x[k:] += x[:-k] for k = 1, 2, 4, ...): every
+    output sums exactly its prefix, so an inf or nan reaches only the outputs after it, as in
+    torch (a product with triangular ones would add inf * 0 = nan to the earlier ones)."""
+    result = primitive("reshape", [a], float_dtype(a), shape=a.shape)
     if a.ndim == 0:
         axes_of(a, dim)
-        return recorded(primitive("reshape", [a], float_dtype(a), shape=()), "CumsumBackward0", "cumsum", [a])
+        return recorded(result, "CumsumBackward0", "cumsum", [a])
     (axis,) = axes_of(a, dim)
-    n = a.shape[axis] if a.ndim else 1
-    perm = tuple(d for d in range(a.ndim) if d != axis) + (axis,)
-    moved = primitive("permute", [a], perm=perm) if a.ndim > 1 else primitive("reshape", [a], shape=(1, n))
-    upper = Tensor._wrap(np.triu(np.ones((n, n), dtype=float_dtype(a))))
-    summed = primitive("matmul", [moved, upper], float_dtype(a))
-    if a.ndim > 1:
-        result = primitive("permute", [summed], perm=tuple(int(i) for i in np.argsort(perm)))
-    else:
-        result = primitive("reshape", [summed], shape=a.shape)
+    n, shift = a.shape[axis], 1
+    while shift < n:
+        def along(start: int) -> tuple:
+            return tuple((start, 1, n - shift) if d == axis else (0, 1, m) for d, m in enumerate(a.shape))
+
+        added = primitive("add", [primitive("index", [result], spec=along(shift)),
+                                  primitive("index", [result], spec=along(0))])  # fmt: skip
+        result = primitive("setitem", [result, added], spec=along(shift))
+        shift *= 2
     return recorded(result, "CumsumBackward0", "cumsum", [a])

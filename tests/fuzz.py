@@ -79,6 +79,9 @@ KNOWN_DIFFERENCES = {
     "(log(x).var() at x = [0, 1]): torch's is 2 g (x - mean) / (N - correction), [nan, inf]; "
     "symgrad's also carries the mean's path -2 g sum(x - mean) / (N (N - correction)), 0 for finite "
     "x, nan here, so nan everywhere; var and std read values without NaN/inf",
+    "sum-of-0d-signed-zero": "sum() or mean() of a 0-d -0.0 is +0 in torch and in symgrad's values, "
+    "but symgrad's simplified gradient reads the sum as x itself (-0), so log(x.sum()) at x = -0 "
+    "has gradient -inf, torch +inf; 0-d sums and means meet raw domains only through their guard",
     "zero-times-overflow": "a zero gradient times a partial derivative that overflows (float32 "
     "tanh(rsqrt(x)) at x = 1e-38: 0 * -inf): torch gives nan, symgrad's simplified gradient may "
     "multiply in another order and give 0, the exact limit; inputs are 0 or at least 1e-12 away",
@@ -144,7 +147,7 @@ class Value:
     dtype: str
     exact: bool = False  # computed without rounding, the same in every library
     special: bool = False  # may hold NaN or inf
-    flat: bool = False  # computed through a flat piece (relu, clamp, maximum, minimum)
+    flat: bool = False  # through a flat piece (relu, clamp, maximum, minimum) or a 0-d sum: never raw
 
 
 def numel(shape: tuple[int, ...] | list[int]) -> int:
@@ -344,13 +347,13 @@ class Builder:
             base, special = (a.name, False) if e in ("2", "3", "0", "1", "2.0") else self.guard(_pos, a)
             return self.emit(f"{base} ** {e}", a.shape, a.dtype, a, special=special)
         if op == "r**":
-            c = self.choice([2.0, 0.5, 3.0, 1.0, 0.0])
+            c = self.choice([2.0, 0.5, 3.0, 1.0] + ([0.0] if self.known or not a.flat else []))  # "inf-into-flat-piece"
             return self.emit(f"{c} ** {_bounded(a.name)}", a.shape, a.dtype, a, special=c == 0.0)
         if op == "r/":
             arg, special = self.guard(_pos, a)
             return self.emit(f"{c} / {arg}", a.shape, a.dtype, a, special=special)
-        if op == "/" and c == 0.0:
-            c = 4.0 if not self.rare() else c
+        if op == "/" and c == 0.0 and (not self.rare() or a.flat and not self.known):
+            c = 4.0  # x / 0 once in a while; its inf gradient not into a flat piece ("inf-into-flat-piece")
         expr = f"{c} {op[1]} {a.name}" if op.startswith("r") else f"{a.name} {op} {c}"
         exact = a.exact and op in ("+", "-", "*", "r-", "r+", "r*") and c in EXACT_SCALARS
         return self.emit(expr, a.shape, a.dtype, a, exact=exact, special=c == 0.0 and op == "/")
@@ -428,7 +431,7 @@ class Builder:
         if op in ("var", "std"):
             return self._variance(a, op, axes, dim, kd, out)
         if op == "norm":
-            p = self.choice(["", "p=1, "])
+            p = self.choice(["", "p=1, "]) if not isinstance(dim, tuple) or len(dim) < 3 else "p=1, "  # fro: 2 dims
             return self.emit(f"{a.name}.norm({p}dim={dim!r}{kd})" if dim is not None else
                              f"{a.name}.norm({p[:-2]})", out, a.dtype, a)  # fmt: skip
         if op == "logsumexp":
@@ -437,7 +440,8 @@ class Builder:
         arg = _pos(a.name) if op == "prod" and (not self.plain(a) or not self.rare(3)) else a.name
         form = f"{arg}.{op}()" if dim is None else \
             self.choice([f"{arg}.{op}({dim!r}{kd})", f"lib.{op}({arg}, dim={dim!r}{kd})"])  # fmt: skip
-        return self.emit(form, out, a.dtype, a, exact=extreme and a.exact, special=special)
+        return self.emit(form, out, a.dtype, a, exact=extreme and a.exact, special=special,
+                         flat=op in ("sum", "mean") and not a.shape)  # KNOWN_DIFFERENCES["sum-of-0d-signed-zero"]
 
     def _along(self, a: Value, op: str) -> Value | None:
         """softmax, log_softmax, cumsum: along one dim, the shape unchanged."""
