@@ -194,6 +194,8 @@ def _define() -> None:
         opcode = {"maximum": "max", "minimum": "min"}.get(name, name)
         # torch's pow: d/dx is 0 where y == 0, d/dy is 0 where x == 0 and y >= 0 (not 0 * inf)
         mask = {"x": "Eq(y, 0)", "y": "And(Eq(x, 0), y >= 0)"} if name == "pow" else None
+        if name == "atan2":  # torch's atan2: both partials are 0 where x**2 + y**2 == 0 (not 0/0)
+            mask = dict.fromkeys(("x", "y"), "Eq(x*x + y*y, 0)")
         elementwise(name, expr, fn, opcode=opcode, domain=domain, mask=mask)
     elementwise("sigmoid", "sigmoid(x)", lambda x: 1 / (1 + np.exp(-x)), expansion="1/(1 + exp(-x))")
     elementwise("norm_sqrt", "norm_sqrt(x)", np.sqrt, expansion="sqrt(x)", domain=(0.2, 2.0))

@@ -69,8 +69,6 @@ KNOWN_DIFFERENCES = {
     "prod-nonfinite-zero": "the gradient of prod over a group holding a 0 and a NaN or inf: torch "
     "multiplies the other elements (0 at the NaN or inf), symgrad divides prod by x there (NaN); "
     "prod reads values that may hold NaN or inf only through abs() + 0.5",
-    "atan2-origin": "torch convention: the gradient of atan2 at (0, 0) is 0 in torch, nan in symgrad; "
-    "one of atan2's arguments is kept away from 0",
     "inf-into-flat-piece": "an infinite gradient into the flat piece of relu, clamp, maximum or "
     "minimum (log(-relu(x)) at x = 0, log(x.clamp(min=0)) at x < 0): torch's backward selects (0), "
     "symgrad multiplies by the slope 0 (nan; where() selects, as torch); values computed through "
@@ -373,8 +371,6 @@ class Builder:
             guarded, special = self.guard(_pos, b if op == "/" else a)
             expr = f"{x} / {guarded}" if op == "/" else f"{guarded} ** {y}.atan()"
             return self.emit(expr, shape, dtype, a, b, special=special)
-        if op == "atan2" and not self.known:  # KNOWN_DIFFERENCES["atan2-origin"]
-            x, y = (x, _pos(y)) if self.draw(st.booleans()) else (_pos(x), y)
         if op in ("atan2", "maximum", "minimum"):
             return self.emit(f"lib.{op}({x}, {y})", shape, dtype, a, b, exact=exact and op != "atan2",
                              flat=op != "atan2")
