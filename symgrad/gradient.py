@@ -10,6 +10,7 @@ Imports node, registry, differentiate, rules, lower and the cache.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -148,6 +149,7 @@ COMPILE_AT_SIGHTING = [2]  # eager backward: interpret a structure's first pass,
 _seen: OrderedDict[Hashable, int] = OrderedDict()
 _plans: OrderedDict[Hashable, GradientPlan] = OrderedDict()
 _SEEN_LIMIT, _PLANS_LIMIT = 4096, 16
+_sightings_lock = threading.Lock()  # eager backward may run in several threads
 INTERPRETED = [0]  # eager backward passes run by the interpreter
 
 
@@ -159,11 +161,13 @@ def set_eager_compile_threshold(sighting: int) -> None:
     if not isinstance(sighting, int) or isinstance(sighting, bool) or sighting < 0:
         raise ValueError(f"set_eager_compile_threshold: sighting must be an int >= 0, got {sighting!r}")
     COMPILE_AT_SIGHTING[0] = sighting
-    _seen.clear()
-    _plans.clear()
+    with _sightings_lock:
+        _seen.clear()
+        _plans.clear()
 
 
 def _remember(table: OrderedDict, key: Hashable, value: Any, limit: int) -> None:
+    """Under _sightings_lock: store the newest entry, dropping the oldest beyond `limit`."""
     table[key] = value
     table.move_to_end(key)
     while len(table) > limit:
@@ -202,11 +206,14 @@ def plan_for(roots: Sequence[Node], seeds: Sequence[Seed],
                 tuple(_kind(s) for s in seeds), tuple(k for k, _ in saved))  # fmt: skip
     threshold = COMPILE_AT_SIGHTING[0]
     if not compile_now and threshold != 1 and full_key not in cache.entries:
-        sightings = _seen.pop(full_key, 0) + 1
-        symbolic = _plans.pop(full_key, None) or _symbolic_plan(roots, seed, wrt, leaves, saved)
+        with _sightings_lock:
+            sightings = _seen.pop(full_key, 0) + 1
+            symbolic = _plans.pop(full_key, None)
+        symbolic = symbolic or _symbolic_plan(roots, seed, wrt, leaves, saved)
         if threshold == 0 or sightings < threshold:  # interpret this pass
-            _remember(_seen, full_key, sightings, _SEEN_LIMIT)
-            _remember(_plans, full_key, symbolic, _PLANS_LIMIT)
+            with _sightings_lock:
+                _remember(_seen, full_key, sightings, _SEEN_LIMIT)
+                _remember(_plans, full_key, symbolic, _PLANS_LIMIT)
             return symbolic, leaves, wrt, order
         return cache.get_or_build(full_key, lambda: _compiled(symbolic, cache)), leaves, wrt, order
     plan = cache.get_or_build(full_key, lambda: _compiled(_symbolic_plan(roots, seed, wrt, leaves, saved), cache))

@@ -66,3 +66,21 @@ def test_different_functions_and_eager_backward_at_once():
         return True
 
     run_threads(8, work)
+
+
+def test_eager_backward_first_sightings_in_threads(eager_threshold):
+    """The default policy (interpret a structure's first pass, compile at its second) with
+    threads meeting the same and new structures at once."""
+    eager_threshold(2)
+
+    def work(k: int):
+        rng = np.random.default_rng(k)
+        for step in range(40):
+            n = 2 + (k + step) % 6  # shapes shared between threads, and new ones
+            x = rng.standard_normal(n)
+            w = sg.tensor(x, requires_grad=True)
+            ((w * w).sin().sum() * 1.5).backward()
+            np.testing.assert_allclose(w.grad.numpy(), 1.5 * np.cos(x * x) * 2 * x, rtol=1e-12)
+        return True
+
+    assert all(run_threads(8, work))
