@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import re
 import threading
@@ -30,7 +31,7 @@ from .call import CompiledProgram
 from .check import check_program
 from .diskcache import Entry
 from .emit import emit_program
-from .program import KernelProgram, Loop
+from .program import KernelProgram, Loop, Matmul
 
 log = logging.getLogger("symgrad")
 SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -39,6 +40,9 @@ NO_LIBMVEC_ENV = "SYMGRAD_NO_LIBMVEC"  # set to 1 to keep math scalar (libm) eve
 # instructions: 0.14 s, 1000: 1 s, 3000: 6.5 s). Programs with a longer loop body
 # are vectorised by the emitter (`vecloop`) and optimised without it.
 EXPLICIT_VECTOR_BODY = 400
+# Programs doing at most this many loop-body instructions in all (2x2 examples, scalars)
+# skip LLVM's IR pipeline: ~5-10 ms of fixed cost, for a few nanoseconds per call.
+TINY_WORK = 64
 RECENT_OBJECTS = 64  # object code of add_ir kept per session: the same IR again is only loaded
 _process_options_set = False  # LLVM command-line options are process-wide
 
@@ -92,6 +96,8 @@ class JitSession:
     vectorised loops (None: yes unless the environment sets SYMGRAD_NO_LIBMVEC=1).
     `explicit_vector_body`: programs with a loop body longer than this get explicit
     vector loops from the emitter instead of LLVM's loop vectoriser (0: always).
+    `tiny_work`: programs executing at most this many loop-body instructions skip LLVM's
+    IR optimisation pipeline (-1: none does).
     """
 
     def __init__(
@@ -100,12 +106,14 @@ class JitSession:
         cache_dir: str | None = None,
         vector_math: bool | None = None,
         explicit_vector_body: int = EXPLICIT_VECTOR_BODY,
+        tiny_work: int = TINY_WORK,
     ) -> None:
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         _set_process_options()
         self.opt_level = opt_level
         self.explicit_vector_body = explicit_vector_body
+        self.tiny_work = tiny_work
         self.stats = JitStats()
         self._target_machine = self._host_machine()
         self._uses: dict[str, int] = {}  # kernel name -> programs named so (symbols stay unique)
@@ -145,6 +153,7 @@ class JitSession:
             "features": features,
             "opt_level": str(self.opt_level),
             "explicit_vector_body": str(self.explicit_vector_body),
+            "tiny_work": str(self.tiny_work),
             "libmvec": library.describe() if library is not None else "off",
         }
 
@@ -176,11 +185,12 @@ class JitSession:
         return {**self._environment, "name": name, "program": repr(program)}
 
     def _build(self, program: KernelProgram, symbol: str) -> Entry:
-        """Emit and compile `program`; a long loop body gets explicit vector loops."""
+        """Emit and compile `program`; a long loop body gets explicit vector loops, a tiny
+        program no IR optimisation (its pipeline would cost milliseconds to save nanoseconds)."""
         bodies = [len(step.body) for step in program.steps if isinstance(step, Loop)]
         explicit = max(bodies, default=0) > self.explicit_vector_body
         llvm_ir = str(emit_program(program, symbol, self._vectors if explicit else None, checked=True))
-        return self._codegen(llvm_ir, symbol, explicit)
+        return self._codegen(llvm_ir, symbol, explicit, optimize=_work(program) > self.tiny_work)
 
     # ------------------------------------------------------------ IR and objects
 
@@ -232,11 +242,12 @@ class JitSession:
                 self._recent.popitem(last=False)
         return entry
 
-    def _codegen(self, llvm_ir: str, symbol: str, explicit: bool) -> Entry:
-        """Optimise textual IR and compile it to host object code (nothing is loaded)."""
+    def _codegen(self, llvm_ir: str, symbol: str, explicit: bool, optimize: bool = True) -> Entry:
+        """Optimise textual IR (unless not `optimize`) and compile it to host object code
+        (nothing is loaded)."""
         with self._lock:  # one thread at a time uses the target machine
             start = time.perf_counter()
-            module = self._optimized(llvm_ir, explicit)
+            module = self._optimized(llvm_ir, explicit, optimize)
             object_code = self._target_machine.emit_object(module)
             self.stats.codegen += 1
             self.stats.codegen_seconds += time.perf_counter() - start
@@ -247,8 +258,9 @@ class JitSession:
         with self._lock:
             return NativeFunction(entry)
 
-    def _optimized(self, llvm_ir: str, explicit: bool) -> llvm.ModuleRef:
-        """Parse and optimise; explicit vector code skips LLVM's vectorisers."""
+    def _optimized(self, llvm_ir: str, explicit: bool, optimize: bool = True) -> llvm.ModuleRef:
+        """Parse and optimise; explicit vector code skips LLVM's vectorisers. Scalar math
+        calls are routed through libmvec either way (one value per input in a program)."""
         library = self.vector_library
         if library is not None and not explicit and "@llvm.compiler.used" not in llvm_ir:
             llvm_ir = vecmath.annotate(llvm_ir, library)
@@ -256,6 +268,8 @@ class JitSession:
         module.triple = self._target_machine.triple
         module.data_layout = str(self._target_machine.target_data)
         module.verify()
+        if not optimize:
+            return module
         tuning = llvm.create_pipeline_tuning_options(speed_level=self.opt_level)
         tuning.loop_vectorization = not explicit
         tuning.slp_vectorization = not explicit
@@ -298,6 +312,17 @@ def _engine_with(object_code: bytes) -> llvm.ExecutionEngine:
     engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
     engine.finalize_object()
     return engine
+
+
+def _work(program: KernelProgram) -> int:
+    """Loop-body instructions one run executes (a matmul counts as more than tiny)."""
+    total = 0
+    for step in program.steps:
+        if isinstance(step, Loop):
+            total += math.prod(step.shape) * max(len(step.body), 1)
+        elif isinstance(step, Matmul):
+            total += TINY_WORK + 1
+    return total
 
 
 def _set_process_options() -> None:

@@ -149,12 +149,19 @@ def explicit() -> JitSession:
     return JitSession(explicit_vector_body=0)
 
 
-PATHS = ["llvm", "explicit"]  # who vectorises loops: LLVM's loop vectoriser, or vecloop
+@pytest.fixture(scope="module")
+def unoptimized() -> JitSession:
+    """No LLVM IR pipeline at all, as for tiny programs (JitSession.tiny_work)."""
+    return JitSession(tiny_work=10**12)
+
+
+# who vectorises loops: LLVM's loop vectoriser, vecloop, or nobody (tiny programs)
+PATHS = ["llvm", "explicit", "unoptimized"]
 
 
 @pytest.fixture(params=PATHS)
 def any_session(request: pytest.FixtureRequest) -> JitSession:
-    return request.getfixturevalue("session" if request.param == "llvm" else "explicit")
+    return request.getfixturevalue({"llvm": "session"}.get(request.param, request.param))
 
 
 def run_both(session: JitSession, program: KernelProgram, inputs: list[np.ndarray]):
@@ -1036,3 +1043,15 @@ def test_compiler_imports_only_itself_numpy_llvmlite_and_stdlib() -> None:
                 plain = isinstance(node, ast.Import)
                 names = [a.name for a in node.names] if plain else [node.module]
                 assert all(n.split(".")[0] in allowed for n in names), f"{path.name}: {names}"
+
+
+def test_tiny_programs_skip_the_ir_pipeline() -> None:
+    """Below tiny_work loop-body instructions no IR optimisation runs (the optimised IR is
+    the emitted IR, annotated); above it, LLVM's pipeline runs (and vectorises)."""
+    session = JitSession()
+    tiny, large = elementwise("add", "float64", 8), elementwise("add", "float64", 4096)
+    small = session.compile(tiny, name="tiny")
+    assert "<4 x double>" not in small.optimized_ir and "<8 x double>" not in small.optimized_ir
+    assert re.search(r"<(4|8) x double>", session.compile(large, name="large").optimized_ir)
+    x = np.arange(8.0)
+    assert_same(small([x, x]), [2 * x])
