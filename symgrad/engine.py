@@ -78,7 +78,8 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
     outputs = _as_list(tensors)
     seeds = _seeds(outputs, _as_list(grad_tensors) if grad_tensors is not None else [None] * len(outputs),
                    create_graph)
-    _check_and_free(outputs, create_graph if retain_graph is None else retain_graph)
+    retain = create_graph if retain_graph is None else retain_graph
+    _check_and_free(outputs, retain)
     targets = None if inputs is None else [t for t in _as_list(inputs)]
 
     def choose(order: list[Node]) -> list[Node]:
@@ -91,14 +92,16 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
     roots = [o._node for o in outputs]
     hooked = _hooked_nodes(roots) if targets is None else []
     if not hooked:
-        _stage(roots, seeds, choose, targets, create_graph)
+        _stage(roots, seeds, choose, targets, create_graph, release=not retain)
     else:
         _staged(roots, seeds, hooked, create_graph)
 
 
-def _stage(roots: list[Node], seeds: list, choose: Any, targets: Any, create_graph: bool) -> dict[int, np.ndarray]:
-    """One compiled backward pass; accumulates into owners and returns the other cotangents."""
-    wrt, arrays, symbolic = gradients(roots, seeds, choose, create_graph)
+def _stage(roots: list[Node], seeds: list, choose: Any, targets: Any, create_graph: bool,
+           release: bool = False) -> dict[int, np.ndarray]:  # fmt: skip
+    """One compiled backward pass; accumulates into owners and returns the other cotangents.
+    `release`: drop the saved forward values it read (the graph is not retained)."""
+    wrt, arrays, symbolic = gradients(roots, seeds, choose, create_graph, release_saved=release)
     owners = _owners(wrt, targets)
     rest = {}
     for w, owner_list, array, node in zip(wrt, owners, arrays, symbolic):
@@ -197,8 +200,10 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     seeds = _seeds(outs, _as_list(grad_outputs) if grad_outputs is not None else [None] * len(outs),
                    create_graph)
-    _check_and_free(outs, create_graph if retain_graph is None else retain_graph)
-    _, arrays, symbolic = gradients([o._node for o in outs], seeds, [t._node for t in ins], create_graph)
+    retain = create_graph if retain_graph is None else retain_graph
+    _check_and_free(outs, retain)
+    _, arrays, symbolic = gradients([o._node for o in outs], seeds, [t._node for t in ins], create_graph,
+                                    release_saved=not retain)  # fmt: skip
     results: list[Tensor | None] = []
     for t, array, node in zip(ins, arrays, symbolic):
         if array is None and not (allow_unused or materialize_grads):

@@ -226,14 +226,19 @@ def _kind(seed: Seed) -> str:
 
 def gradients(roots: Sequence[Node], seeds: Sequence[Seed],
               wrt: Sequence[Node] | Callable[[list[Node]], list[Node]],
-              create_graph: bool = False, cache: CodeCache = DEFAULT_CACHE,
+              create_graph: bool = False, cache: CodeCache = DEFAULT_CACHE, release_saved: bool = False,
               ) -> tuple[list[Node], list[np.ndarray | None], list[Node | None]]:  # fmt: skip
-    """(wrt nodes, gradient arrays, symbolic gradients if create_graph) computed natively."""
+    """(wrt nodes, gradient arrays, symbolic gradients if create_graph) computed natively.
+    With `release_saved` (a backward that does not retain its graph), the saved values it
+    read are dropped afterwards, as torch frees saved tensors."""
     # create_graph: the gradients are differentiated again, so nothing is frozen as a value
     plan, leaves, wrt, order = plan_for(roots, seeds, wrt, cache, use_saved=not create_graph, compile_now=False)
     values = [leaves[k].payload.value() for k in plan.input_positions]
     values += [_saved_value(order[k]) for k in plan.saved]
     outs = iter(_run(plan, values))
+    if release_saved:
+        for k in plan.saved:
+            _saved.pop(order[k], None)
     arrays = [None if g is None else next(outs).reshape(w.shape).astype(w.dtype, copy=False)
               for g, w in zip(plan.gradients, wrt)]  # fmt: skip
     symbolic = rebind(plan.gradients, plan.leaves, leaves) if create_graph else [None] * len(wrt)

@@ -290,3 +290,22 @@ def test_backward_reads_saved_matmul_values():
     assert plan2.saved == []
     loss2.backward()
     np.testing.assert_allclose(w.grad.numpy(), X.T @ ((dP @ V.T) * (1 - A**2)), rtol=1e-12)
+
+
+def test_saved_matmul_values_are_released_by_a_backward_that_frees_its_graph():
+    from symgrad.gradient import _saved
+
+    rng = np.random.default_rng(5)
+    X, W = rng.standard_normal((6, 4)), rng.standard_normal((4, 3))
+    w = symgrad.tensor(W, requires_grad=True)
+    kept = []
+    for _ in range(3):  # as `losses.append(loss)` keeps each graph alive
+        loss = (symgrad.tensor(X) @ w).tanh().sum()
+        loss.backward(retain_graph=True)
+        node = loss._node.inputs[0].inputs[0]
+        assert node.op == "matmul" and node in _saved  # retained: still there
+        loss2 = (symgrad.tensor(X) @ w).tanh().sum()
+        loss2.backward()
+        assert loss2._node.inputs[0].inputs[0] not in _saved  # freed with the graph's buffers
+        kept.append(loss2)
+    np.testing.assert_allclose(w.grad.numpy(), 6 * X.T @ (1 - np.tanh(X @ W) ** 2), rtol=1e-12)
