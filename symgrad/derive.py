@@ -18,8 +18,9 @@ from typing import Any
 import sympy
 from sympy.codegen import cfunctions as cf
 
-from .elementwise import DEFINITIONS, Definition
+from .elementwise import Definition, definitions
 from .node import Node, leaf
+from .registry import REGISTRY
 from .symbolic import from_sympy
 
 X, Y, Z = sympy.symbols("x y z", real=True)
@@ -68,12 +69,12 @@ def parse(expr: Any) -> sympy.Expr:
 
 @functools.cache
 def _parsed(name: str, key: str) -> sympy.Expr:
-    return parse(DEFINITIONS[name].expr)
+    return parse(REGISTRY[name].definition.expr)
 
 
 def definition(name: str) -> sympy.Expr:
     """The sympy expression defining elementwise record `name`, over x, y, z."""
-    return _parsed(name, DEFINITIONS[name].key())
+    return _parsed(name, REGISTRY[name].definition.key())
 
 
 def partials(d: Definition) -> list[sympy.Expr]:
@@ -117,7 +118,7 @@ def template(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> tuple:
 def function_names() -> dict[type, str]:
     """sympy function class -> record name, for records defined as one function of x (, y)."""
     names = {}
-    for name, d in DEFINITIONS.items():
+    for name, d in definitions().items():
         expr = definition(name)
         if isinstance(expr, sympy.Function) and expr.args == (X, Y, Z)[: d.arity]:
             names[type(expr)] = name
@@ -140,7 +141,7 @@ TABLE = {
 def table_source(names: list[str]) -> str:
     lines = [_HEADER]
     for name in names:
-        d = DEFINITIONS[name]
+        d = REGISTRY[name].definition
         found, expansion = derive(d)
         lines.append(f"    {name!r}: ({d.key()!r}, {found!r}, {expansion!r}),\n")
     lines.append("}\n")
@@ -151,7 +152,7 @@ def table_source(names: list[str]) -> str:
 
 
 def builtin_names() -> list[str]:
-    return [name for name in DEFINITIONS if not name.startswith("user_")]
+    return [name for name in definitions() if not name.startswith("user_")]
 
 
 def main(argv: list[str]) -> int:

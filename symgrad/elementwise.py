@@ -22,7 +22,7 @@ import numpy as np
 
 from . import derived
 from .node import Node, Shape, const
-from .registry import Primitive, apply, register
+from .registry import REGISTRY, Primitive, apply, register
 
 SYMBOLS = ("x", "y", "z")
 
@@ -67,7 +67,11 @@ class Definition:
         return f"{self.expr}|{self.arity}|{self.expansion}|{self.mask}|{self.grad}"
 
 
-DEFINITIONS: dict[str, Definition] = {}
+def definitions() -> dict[str, Definition]:
+    """Every elementwise record's definition, in registration order."""
+    return {name: p.definition for name, p in REGISTRY.items() if p.definition is not None}
+
+
 _templates: dict[str, tuple] = {}  # name -> (partials, expansion), from derived.py or sympy
 _lock = threading.Lock()
 
@@ -76,7 +80,7 @@ def templates(name: str) -> tuple:
     """(one template or None per input, the expansion's template or None) for `name`."""
     found = _templates.get(name)
     if found is None:
-        definition = DEFINITIONS[name]
+        definition = REGISTRY[name].definition
         stored = derived.TABLE.get(name)
         if stored is not None and stored[0] == definition.key():
             found = stored[1:]
@@ -142,13 +146,12 @@ def elementwise(name: str, expr: Any, fn: Callable, *, opcode: str | None = None
     definition = Definition(expr, arity or _arity(expr),
                             expansion if expansion is not None else (None if opcode else expr),
                             tuple(sorted((mask or {}).items())), grad)  # fmt: skip
-    DEFINITIONS[name] = definition
     vjp = {"sympy": lambda: _derived_vjp(name), "zero": lambda: _zero_vjp, None: lambda: None}[grad]()
     prim = Primitive(
         name=name, arity=definition.arity, kind="elementwise",
         shape_rule=lambda attrs, *shapes: broadcast_shapes(*shapes),
         evaluate=_numpy(fn), vjp=vjp, to_sympy=_printer(name),
-        expr=expr, opcode=opcode, domain=domain, expansion=definition.expansion,
+        definition=definition, opcode=opcode, domain=domain,
     )  # fmt: skip
     return register(prim)
 

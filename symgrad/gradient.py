@@ -204,7 +204,7 @@ def plan_for(roots: Sequence[Node], seeds: Sequence[Seed],
              if n.op in SAVED_KINDS and _saved_value(n) is not None] if use_saved and _saved else []  # fmt: skip
     full_key = ("gradient", key, tuple(position.get(id(w), -1) for w in wrt),
                 tuple(_kind(s) for s in seeds), tuple(k for k, _ in saved))  # fmt: skip
-    threshold = COMPILE_AT_SIGHTING[0]
+    threshold, symbolic = COMPILE_AT_SIGHTING[0], None
     if not compile_now and threshold != 1 and full_key not in cache.entries:
         with _sightings_lock:
             sightings = _seen.pop(full_key, 0) + 1
@@ -215,8 +215,8 @@ def plan_for(roots: Sequence[Node], seeds: Sequence[Seed],
                 _remember(_seen, full_key, sightings, _SEEN_LIMIT)
                 _remember(_plans, full_key, symbolic, _PLANS_LIMIT)
             return symbolic, leaves, wrt, order
-        return cache.get_or_build(full_key, lambda: _compiled(symbolic, cache)), leaves, wrt, order
-    plan = cache.get_or_build(full_key, lambda: _compiled(_symbolic_plan(roots, seed, wrt, leaves, saved), cache))
+    # compile: what an earlier sighting derived, or derive it now
+    plan = cache.get_or_build(full_key, lambda: _compiled(symbolic or _symbolic_plan(roots, seed, wrt, leaves, saved), cache))
     return plan, leaves, wrt, order
 
 

@@ -29,9 +29,8 @@ class Primitive:
     vjp: Vjp | None  # None: not differentiable (gradient zero almost everywhere)
     to_sympy: Callable[..., Any]  # (node, *sympy args) -> sympy expression
     attr_names: tuple[str, ...] = ()
-    expr: Any = None  # elementwise: the defining sympy expression
+    definition: Any = None  # elementwise: its Definition (sympy source, expansion, masks)
     opcode: str | None = None  # elementwise: the kernel opcode, if it is one
-    expansion: Any = None  # elementwise without an opcode: sympy expression to lower instead
     dtype_rule: Callable[..., str] | None = None  # (attrs, *input nodes) -> dtype; default below
     domain: tuple[float, float] = (-2.0, 2.0)  # where tests sample inputs (smooth there)
     examples: tuple[dict, ...] = field(default=())  # {"shapes": [...], **attrs} for tests
