@@ -158,17 +158,11 @@ def elementwise(name: str, expr: Any, fn: Callable, *, opcode: str | None = None
 
 def _printer(name: str) -> Callable[..., Any]:
     def to_sympy(node: Node, *args: Any) -> Any:
-        from .derive import definition
+        from .derive import X, Y, Z, definition
 
-        return definition(name).xreplace(dict(zip(_sympy_symbols(), args)))
+        return definition(name).xreplace(dict(zip((X, Y, Z), args)))
 
     return to_sympy
-
-
-def _sympy_symbols() -> tuple:
-    from .derive import X, Y, Z
-
-    return X, Y, Z
 
 
 def _erf(x: np.ndarray) -> np.ndarray:

@@ -126,14 +126,18 @@ def test_gradient_matches_finite_differences(name, example):
     assert symbolic == pytest.approx(numeric, rel=rel, abs=1e-6)
 
 
+def compiled_value_and_grads(name: str, example: dict, dtype: str):
+    """(compiled outputs, their roots: value then gradients, leaves, input values)."""
+    node, loss, grads, leaves, values = loss_and_grads(name, example, dtype)
+    roots = [node] + [g for g in grads if g is not None]
+    compiled = SESSION.session.compile(lower(roots, leaves), name=f"test_{name}")
+    return compiled([np.ascontiguousarray(v).reshape(-1) for v in values]), roots, leaves, values
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name,example", cases())
 def test_compiled_matches_interpreter(name, example, dtype):
-    node, loss, grads, leaves, values = loss_and_grads(name, example, dtype)
-    roots = [node] + [g for g in grads if g is not None]
-    program = lower(roots, leaves)
-    compiled = SESSION.session.compile(program, name=f"test_{name}")
-    got = compiled([np.ascontiguousarray(v).reshape(-1) for v in values])
+    got, roots, leaves, values = compiled_value_and_grads(name, example, dtype)
     want = interpret(roots, leaves, values)
     rtol = 1e-5 if dtype == "float32" else 1e-12
     for g, w in zip(got, want):
@@ -194,11 +198,7 @@ def test_float32_gradients_against_float64_reference(name, example):
     """Compiled float32 values and gradients vs the float64 interpreter on the same inputs
     (the float32 inputs, widened exactly): within 2e-5 of max(1, |reference|), about 170
     float32 ulp of a value near 1, where float32 has 2^-24 = 6e-8 per ulp."""
-    node, loss, grads, leaves, values = loss_and_grads(name, example, "float32")
-    roots = [node] + [g for g in grads if g is not None]
-    program = lower(roots, leaves)
-    compiled = SESSION.session.compile(program, name=f"test32_{name}")
-    got = compiled([np.ascontiguousarray(v).reshape(-1) for v in values])
+    got, _, _, values = compiled_value_and_grads(name, example, "float32")
     node64, _, grads64, leaves64, _ = loss_and_grads(name, example, "float64")
     wide = [v.astype(np.float64) if v.dtype == np.float32 else v for v in values]
     want = interpret([node64] + [g for g in grads64 if g is not None], leaves64, wide)
