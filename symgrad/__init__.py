@@ -54,13 +54,15 @@ def cache_info() -> dict:
     """Code cache statistics: compiles, hits, misses, entries, evictions, limit, compile_seconds
     (eager backward plans and compiled functions together), and the disk cache's when in use;
     interpreted: eager backward passes run by the numpy interpreter (a structure's first pass:
-    see set_eager_compile_threshold)."""
+    see set_eager_compile_threshold); by_tape: eager backward passes that found their compiled
+    plan by the ops recorded, without building the graph's nodes (also counted as hits)."""
     for f in list(_transforms.LIVE):
         f._settle_fast_calls()
     info = _DEFAULT_CACHE.info()
     info["entries"] += builtins.sum(len(f.entries) for f in list(_transforms.LIVE))
     info["evictions"] += builtins.sum(f.evictions for f in list(_transforms.LIVE))
     info["interpreted"] = _gradient.INTERPRETED[0]
+    info["by_tape"] = _gradient.BY_TAPE[0]
     return info
 
 

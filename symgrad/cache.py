@@ -101,6 +101,15 @@ class CodeCache:
             self.trim()
             return entry
 
+    def lookup(self, key: Hashable) -> Any:
+        """The entry for `key` (counted as a hit), or None without counting a miss."""
+        with self._lock:
+            entry = self.entries.get(key)
+            if entry is not None:
+                self.entries.move_to_end(key)
+                self.stats.hits += 1
+            return entry
+
     def set_limit(self, limit: int) -> None:
         with self._lock:
             self.limit = check_limit(limit)

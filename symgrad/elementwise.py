@@ -39,11 +39,37 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
 
 
 def _numpy(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-    def evaluate(attrs: tuple, *arrays: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):  # IEEE results, as torch gives them, no warnings
-            return np.asarray(fn(*arrays))
+    """The record's evaluation: IEEE results, as torch gives them, without numpy's warnings."""
+    if _ERRORS is None:
 
-    return evaluate
+        def evaluate(attrs: tuple, *arrays: np.ndarray) -> np.ndarray:
+            with np.errstate(all="ignore"):
+                return np.asarray(fn(*arrays))
+
+        return evaluate
+
+    def quiet(attrs: tuple, *arrays: np.ndarray) -> np.ndarray:
+        token = _ERRORS.set(_IGNORE)  # what np.errstate(all="ignore") sets, without its ~1.5 µs
+        try:
+            return np.asarray(fn(*arrays))
+        finally:
+            _ERRORS.reset(token)
+
+    return quiet
+
+
+def _error_state() -> tuple[Any, Any]:
+    """numpy's error-state context variable and its value under errstate(all="ignore"), or
+    (None, None) when this numpy keeps its state elsewhere (then np.errstate is used)."""
+    try:
+        from numpy._core._ufunc_config import _extobj_contextvar as state
+    except ImportError:
+        return None, None
+    with np.errstate(all="ignore"):
+        return state, state.get()
+
+
+_ERRORS, _IGNORE = _error_state()
 
 
 # ---- definitions and their derived templates ---------------------------------------------

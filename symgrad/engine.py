@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from .gradfn import grad_fn_class, is_grad_enabled, walk
-from .gradient import ValueSlot, gradients, rebind
+from .gradient import ValueSlot, gradients, rebind, seed_kind, tape_gradients
+from .pending import tape_key
 from .node import Node, leaf, topo_order
 from .registry import rebuild
 from .tensor import Size, Tensor
@@ -89,19 +90,39 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
         params = [n for n in order if n.op == "leaf" and n.payload.is_param]
         return params + [t._node for t in list(RETAINING) if t._node is not None and id(t._node) in present]
 
+    if targets is None and not create_graph and not RETAINING and not HOOKED:
+        tape = tape_key([o._nd for o in outputs], tuple(seed_kind(s) for s in seeds))
+        if _by_tape(tape, seeds):
+            return
+    else:
+        tape = None
     roots = [o._node for o in outputs]
     hooked = _hooked_nodes(roots) if targets is None else []
     if not hooked:
-        _stage(roots, seeds, choose, targets, create_graph, release=not retain)
+        _stage(roots, seeds, choose, targets, create_graph, release=not retain, tape=tape)
     else:
         _staged(roots, seeds, hooked, create_graph)
 
 
+def _by_tape(tape: tuple, seeds: list) -> bool:
+    """The backward of a structure compiled before, without building its nodes (pending.py):
+    False if this structure is not known by its tape key."""
+    found = tape_gradients(tape, seeds)
+    if found is None:
+        return False
+    for w, array in zip(*found):
+        owner = w.payload.tensor()
+        if array is not None and owner is not None:
+            _accumulate(owner, _hooked(owner, Tensor._wrap(array)))
+    return True
+
+
 def _stage(roots: list[Node], seeds: list, choose: Any, targets: Any, create_graph: bool,
-           release: bool = False) -> dict[int, np.ndarray]:  # fmt: skip
+           release: bool = False, tape: tuple | None = None) -> dict[int, np.ndarray]:  # fmt: skip
     """One compiled backward pass; accumulates into owners and returns the other cotangents.
-    `release`: drop the saved forward values it read (the graph is not retained)."""
-    wrt, arrays, symbolic = gradients(roots, seeds, choose, create_graph, release_saved=release)
+    `release`: drop the saved forward values it read (the graph is not retained); `tape`:
+    the graph's tape key, under which a compiled plan is remembered."""
+    wrt, arrays, symbolic = gradients(roots, seeds, choose, create_graph, release_saved=release, tape=tape)
     owners = _owners(wrt, targets)
     rest = {}
     for w, owner_list, array, node in zip(wrt, owners, arrays, symbolic):

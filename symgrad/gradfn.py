@@ -14,11 +14,15 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-_state = threading.local()
+class _GradState(threading.local):
+    enabled = True  # a class default: no failed attribute lookup per op in a new thread
+
+
+_state = _GradState()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def set_grad_enabled_flag(mode: bool) -> None:
@@ -89,11 +93,7 @@ class GradFn:
         self.next_functions = next_functions
         self._freed = False  # set by a backward without retain_graph
 
-    @property
-    def _saves_tensors(self) -> bool:
-        """Does torch's version of this node keep tensors that backward frees?"""
-        name = type(self).__name__
-        return not (name in _SAVES_NOTHING or name.startswith(_SAVES_NOTHING_PREFIXES))
+    _saves_tensors = True  # does torch's version of this node keep tensors that backward frees?
 
     def name(self) -> str:
         return type(self).__name__
@@ -113,6 +113,8 @@ class AccumulateGrad(GradFn):
     """A leaf's record. It holds its tensor weakly (the tensor holds it), so that dropping a
     leaf frees it at once instead of leaving a reference cycle for the garbage collector."""
 
+    _saves_tensors = False
+
     def __init__(self, variable: Any) -> None:
         super().__init__("leaf", (), ())
         self._variable = weakref.ref(variable)
@@ -128,7 +130,9 @@ _classes: dict[str, type] = {}
 def grad_fn_class(name: str) -> type:
     cls = _classes.get(name)
     if cls is None:
-        cls = _classes[name] = type(name, (GradFn,), {"__module__": "torch.autograd.graph"})
+        saves = not (name in _SAVES_NOTHING or name.startswith(_SAVES_NOTHING_PREFIXES))
+        cls = _classes[name] = type(name, (GradFn,), {"__module__": "torch.autograd.graph",
+                                                      "_saves_tensors": saves})  # fmt: skip
     return cls
 
 
@@ -141,16 +145,23 @@ def make_grad_fn(name: str, op: str, operands: tuple, number_edges: bool = False
     """
     if after is not None:
         return grad_fn_class(name)(op, operands, ((after, 0),))
-    nexts = tuple((_edge(o), 0) for o in operands
-                  if hasattr(o, "_grad_fn") or (number_edges and isinstance(o, (int, float))))  # fmt: skip
-    return grad_fn_class(name)(op, operands, nexts)
+    nexts = []
+    for o in operands:
+        if hasattr(o, "_grad_fn"):
+            nexts.append((_edge(o), 0))
+        elif number_edges and isinstance(o, (int, float)):
+            nexts.append((None, 0))
+    cls = _classes.get(name) or grad_fn_class(name)
+    return cls(op, operands, tuple(nexts))
 
 
 def _edge(t: Any) -> GradFn | None:
-    if not hasattr(t, "_grad_fn") or not t.requires_grad:
+    if not hasattr(t, "_grad_fn"):
         return None
-    if t.grad_fn is not None:
-        return t.grad_fn
+    if t._grad_fn is not None:
+        return t._grad_fn
+    if not t.requires_grad:
+        return None
     if t._accumulator is None:
         t._accumulator = AccumulateGrad(t)
     return t._accumulator

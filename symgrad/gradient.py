@@ -186,16 +186,17 @@ def seed_nodes(roots: Sequence[Node], seeds: Sequence[Seed]) -> list[Node]:
 def plan_for(roots: Sequence[Node], seeds: Sequence[Seed],
              wrt: Sequence[Node] | Callable[[list[Node]], list[Node]],
              cache: CodeCache = DEFAULT_CACHE, use_saved: bool = True, compile_now: bool = True,
-             ) -> tuple[GradientPlan, list[Node], list[Node], list[Node]]:  # fmt: skip
-    """(plan, this graph's leaves, wrt, its nodes in key order): the cached or new plan for
-    this graph's structure.
+             seed: list[Node] | None = None,
+             ) -> tuple[GradientPlan, list[Node], list[Node], list[Node], Hashable]:  # fmt: skip
+    """(plan, this graph's leaves, wrt, its nodes in key order, the plan's cache key): the
+    cached or new plan for this graph's structure (`seed`: the seeds' nodes, if made already).
 
     `wrt` is a list of nodes, or a function choosing them from the graph's nodes. With
     `use_saved`, nodes whose eager values were saved are read, not recomputed (which of
     them is part of the key). Without `compile_now`, a structure not compiled yet gets an
     interpreted plan on its first sighting (see COMPILE_AT_SIGHTING).
     """
-    seed = seed_nodes(roots, seeds)
+    seed = seed if seed is not None else seed_nodes(roots, seeds)
     key, order = structure_key([*roots, *(s for s in seed if s.op != "const")])
     wrt = list(wrt(order) if callable(wrt) else wrt)
     position = {id(n): k for k, n in enumerate(order)}  # a node outside the graph gets None
@@ -203,7 +204,7 @@ def plan_for(roots: Sequence[Node], seeds: Sequence[Seed],
     saved = [(k, n) for k, n in enumerate(order)
              if n.op in SAVED_KINDS and _saved_value(n) is not None] if use_saved and _saved else []  # fmt: skip
     full_key = ("gradient", key, tuple(position.get(id(w), -1) for w in wrt),
-                tuple(_kind(s) for s in seeds), tuple(k for k, _ in saved))  # fmt: skip
+                tuple(seed_kind(s) for s in seeds), tuple(k for k, _ in saved))  # fmt: skip
     threshold, symbolic = COMPILE_AT_SIGHTING[0], None
     if not compile_now and threshold != 1 and full_key not in cache.entries:
         with _sightings_lock:
@@ -214,25 +215,31 @@ def plan_for(roots: Sequence[Node], seeds: Sequence[Seed],
             with _sightings_lock:
                 _remember(_seen, full_key, sightings, _SEEN_LIMIT)
                 _remember(_plans, full_key, symbolic, _PLANS_LIMIT)
-            return symbolic, leaves, wrt, order
+            return symbolic, leaves, wrt, order, full_key
     # compile: what an earlier sighting derived, or derive it now
     plan = cache.get_or_build(full_key, lambda: _compiled(symbolic or _symbolic_plan(roots, seed, wrt, leaves, saved), cache))
-    return plan, leaves, wrt, order
+    return plan, leaves, wrt, order, full_key
 
 
-def _kind(seed: Seed) -> str:
+def seed_kind(seed: Seed) -> str:
     return "one" if seed is None else "node" if isinstance(seed, Node) else "array"
 
 
 def gradients(roots: Sequence[Node], seeds: Sequence[Seed],
               wrt: Sequence[Node] | Callable[[list[Node]], list[Node]],
               create_graph: bool = False, cache: CodeCache = DEFAULT_CACHE, release_saved: bool = False,
+              tape: tuple[Hashable, list[Node]] | None = None,
               ) -> tuple[list[Node], list[np.ndarray | None], list[Node | None]]:  # fmt: skip
     """(wrt nodes, gradient arrays, symbolic gradients if create_graph) computed natively.
     With `release_saved` (a backward that does not retain its graph), the saved values it
-    read are dropped afterwards, as torch frees saved tensors."""
+    read are dropped afterwards, as torch frees saved tensors. With `tape` (the graph's
+    tape key and leaves, see pending.py), a compiled plan is remembered under that key."""
     # create_graph: the gradients are differentiated again, so nothing is frozen as a value
-    plan, leaves, wrt, order = plan_for(roots, seeds, wrt, cache, use_saved=not create_graph, compile_now=False)
+    seed = seed_nodes(roots, seeds)
+    plan, leaves, wrt, order, full_key = plan_for(roots, seeds, wrt, cache, use_saved=not create_graph,
+                                                  compile_now=False, seed=seed)  # fmt: skip
+    if tape is not None and plan.compiled is not None and not plan.saved and not create_graph:
+        _remember_tape(tape, seed, full_key, plan, leaves, wrt)
     values = [leaves[k].payload.value() for k in plan.input_positions]
     values += [_saved_value(order[k]) for k in plan.saved]
     outs = iter(_run(plan, values))
@@ -243,6 +250,52 @@ def gradients(roots: Sequence[Node], seeds: Sequence[Seed],
               for g, w in zip(plan.gradients, wrt)]  # fmt: skip
     symbolic = rebind(plan.gradients, plan.leaves, leaves) if create_graph else [None] * len(wrt)
     return wrt, arrays, symbolic
+
+
+# ---- eager backward by tape key (pending.py) ------------------------------------------------
+
+# tape key -> (the plan's cache key, the plan (weakly: the cache owns it), where each program
+# input comes from, where each differentiated leaf is): a source k >= 0 is the tape's leaf
+# k, k < 0 seed -1 - k.
+_by_tape: dict[Hashable, tuple[Hashable, weakref.ref, tuple[int, ...], tuple[int, ...]]] = {}
+_TAPE_LIMIT = 4096
+BY_TAPE = [0]  # eager backward passes that found their plan by tape key
+
+
+def _remember_tape(tape: tuple[Hashable, list[Node]], seed: list[Node], full_key: Hashable,
+                   plan: GradientPlan, leaves: list[Node], wrt: list[Node]) -> None:  # fmt: skip
+    key, tape_leaves = tape
+    where = {id(n): k for k, n in enumerate(tape_leaves)}
+    where.update({id(s): -1 - k for k, s in enumerate(seed) if s.op == "leaf"})
+    sources = [where.get(id(leaves[k])) for k in plan.input_positions]
+    wrt_at = [where.get(id(w)) for w in wrt]
+    if None in sources or any(k is None or k < 0 for k in wrt_at):
+        return  # not a graph of the tape's leaves and seeds alone
+    if len(_by_tape) >= _TAPE_LIMIT:
+        _by_tape.clear()
+    _by_tape[key] = (full_key, weakref.ref(plan), tuple(sources), tuple(wrt_at))  # type: ignore[arg-type]
+
+
+def tape_gradients(tape: tuple[Hashable, list[Node]], seeds: Sequence[Seed],
+                   cache: CodeCache = DEFAULT_CACHE) -> tuple[list[Node], list[np.ndarray | None]] | None:  # fmt: skip
+    """(differentiated leaves, gradient arrays) of an eager backward whose structure was
+    compiled before, found by its tape key without building a node; None if not found."""
+    key, tape_leaves = tape
+    entry = _by_tape.get(key)
+    if entry is None:
+        return None
+    full_key, plan_ref, sources, wrt_at = entry
+    plan = plan_ref()
+    if plan is None or cache.lookup(full_key) is not plan:  # evicted or cleared: the full path rebuilds it
+        _by_tape.pop(key, None)
+        return None
+    values = [tape_leaves[k].payload.value() if k >= 0 else seeds[-1 - k] for k in sources]
+    BY_TAPE[0] += 1
+    outs = iter(_run(plan, values))
+    wrt = [tape_leaves[k] for k in wrt_at]
+    arrays = [None if g is None else next(outs).reshape(w.shape).astype(w.dtype, copy=False)
+              for g, w in zip(plan.gradients, wrt)]  # fmt: skip
+    return wrt, arrays
 
 
 def _run(plan: GradientPlan, values: list[np.ndarray]) -> list[np.ndarray]:

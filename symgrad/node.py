@@ -69,10 +69,21 @@ def make(op: str, inputs: Sequence[Node], attrs: tuple, shape: Shape, dtype: str
 
 
 def leaf(shape: Shape, dtype: str, payload: Any) -> Node:
-    """A fresh input of the graph; `payload` says where its value comes from."""
-    node = make("leaf", (), (next(_uids),), shape, dtype)
-    node.payload = payload
+    """A fresh input of the graph; `payload` says where its value comes from. (Its uid makes
+    it unlike any other node: it is not looked up in the table.)"""
+    node = Node.__new__(Node)
+    node.op, node.inputs, node.attrs = "leaf", (), (next(_uids),)
+    node.shape, node.dtype, node.payload = tuple(shape), dtype, payload
+    node._hash = hash(("leaf", (), node.attrs, node.shape, dtype))
     return node
+
+
+def dtype_name(dt: np.dtype) -> str:
+    """numpy's `dt.name` ("float64"), which is slow to compute: looked up for common dtypes."""
+    return _DTYPE_NAMES.get(dt) or dt.name
+
+
+_DTYPE_NAMES = {np.dtype(n): n for n in ("float32", "float64", "int64", "int32", "bool")}
 
 
 def const(value: float, dtype: str) -> Node:

@@ -16,7 +16,8 @@ import numpy as np
 from . import dtypes
 from .gradfn import make_grad_fn
 from .gradient import SAVED_KINDS, ValueSlot, save_value
-from .node import Node, const, leaf
+from .node import Node, const, dtype_name, leaf
+from .pending import Pending
 from .registry import REGISTRY, apply
 from .tensor import Tensor, grad_enabled_for, tracing
 
@@ -31,6 +32,18 @@ def result_dtype(operands: Sequence[Operand]) -> np.dtype:
 
     A later group only changes the result when its category (bool < int < float) is higher.
     """
+    first = None  # the common case: float tensors of one dtype, and Python numbers
+    for o in operands:
+        if isinstance(o, Tensor):
+            if first is None:
+                first = o._value.dtype
+            elif o._value.dtype is not first:
+                break
+        elif type(o) is not float and type(o) is not int:
+            break
+    else:
+        if first is not None and first.kind == "f":
+            return first
     tensors = [o for o in operands if isinstance(o, Tensor)]
     if tensors and all(t._value.dtype is tensors[0]._value.dtype for t in tensors):
         dt = tensors[0]._value.dtype  # one tensor dtype: only a Python float can change it
@@ -62,12 +75,14 @@ def _scalar_dtype(value: Any) -> np.dtype:
 
 
 def _array(o: Operand, dt: np.dtype) -> np.ndarray:
-    return o._value.astype(dt, copy=False) if isinstance(o, Tensor) else np.asarray(o, dtype=dt)
+    if isinstance(o, Tensor):
+        return o._value if o._value.dtype is dt else o._value.astype(dt, copy=False)
+    return np.asarray(o, dtype=dt)
 
 
 def _node(o: Operand, dt: np.dtype) -> Node:
     """The operand's node in dtype `dt`: differentiable casts, or converted runtime inputs."""
-    name = _NAMES.get(dt) or dt.name  # numpy's dtype.name is slow on the hot path
+    name = dtype_name(dt)
     if dt.kind != "f":  # graphs compute in floats: integers and booleans enter as float64
         name, dt = "float64", np.dtype(np.float64)
     if not isinstance(o, Tensor):
@@ -79,13 +94,10 @@ def _node(o: Operand, dt: np.dtype) -> Node:
     return leaf(o.shape, name, ValueSlot(o._value.astype(dt)))
 
 
-_NAMES = {np.dtype(n): n for n in ("float32", "float64", "int64", "int32", "bool")}
-
-
 def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None, **attrs: Any) -> Tensor:
     """`name(*operands)` evaluated eagerly, with its DAG node when grad is being recorded."""
     prim = REGISTRY[name]
-    if prim.kind == "elementwise":
+    if prim.kind == "elementwise" and len(operands) > 1:
         _check_broadcast([o._value.shape for o in operands if isinstance(o, Tensor)])
     dt = dt if dt is not None else result_dtype(operands)
     index = INDEX_OPERANDS.get(name, ())  # int64 positions stay int64
@@ -93,11 +105,30 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
     value = prim.evaluate(tuple([attrs[a] for a in prim.attr_names]) if prim.attr_names else (), *arrays)
     result = Tensor._wrap(np.asarray(value, dtype=dt))
     if grad_enabled_for(*operands):
-        nodes = [o.graph_node() if k in index else _node(o, dt) for k, o in enumerate(operands)]
-        result._node = apply(name, *nodes, **attrs)
-        if name in SAVED_KINDS and not tracing():
-            save_value(result._node, result._value, result._storage)
+        if index or name in SAVED_KINDS or tracing():  # the node now (traces read nodes as they go)
+            nodes = [o.graph_node() if k in index else _node(o, dt) for k, o in enumerate(operands)]
+            result._node = apply(name, *nodes, **attrs)
+            if name in SAVED_KINDS and not tracing():
+                save_value(result._node, result._value, result._storage)
+        else:  # the node when something asks for it (pending.py)
+            result._nd = Pending(name, tuple([_pending_operand(o, dt) for o in operands]),
+                                 tuple([attrs[a] for a in prim.attr_names]) if prim.attr_names else (),
+                                 _node_dtype(dt), result._value.shape)  # fmt: skip
     return result
+
+
+def _node_dtype(dt: np.dtype) -> str:
+    """The dtype an op's graph computes in: floats as they are, integers and booleans as float64."""
+    return dtype_name(dt) if dt.kind == "f" else "float64"
+
+
+def _pending_operand(o: Operand, dt: np.dtype) -> Any:
+    """What a Pending records of an operand: its node or Pending, or a Python number. A tensor
+    outside the graph is bound now, to the value it has now (so an in-place write to it before
+    backward is caught, as torch catches it)."""
+    if not isinstance(o, Tensor):
+        return o
+    return o._nd if o._nd is not None else _node(o, dt)
 
 
 INDEX_OPERANDS = {"gather": (1,), "scatter_add": (1,)}
@@ -120,10 +151,16 @@ def _check_broadcast(shapes: list) -> None:
 def recorded(result: Tensor, grad_fn: str, op: str, operands: Sequence[Operand],
              number_edges: bool = False) -> Tensor:  # fmt: skip
     """Attach the user-level grad_fn record (when `result` is differentiated)."""
-    differentiated = any(isinstance(o, Tensor) and o.requires_grad for o in operands)
-    if result._node is not None and (differentiated or tracing()):  # traces keep records: formulas
+    if result._nd is not None and (_differentiated(operands) or tracing()):  # traces keep records: formulas
         result._grad_fn = make_grad_fn(grad_fn, op, tuple(operands), number_edges)
     return result
+
+
+def _differentiated(operands: Sequence[Operand]) -> bool:
+    for o in operands:
+        if isinstance(o, Tensor) and o.requires_grad:
+            return True
+    return False
 
 
 def _float_operands(a: Operand, b: Operand) -> np.dtype:

@@ -80,7 +80,7 @@ def _reducer(name: str, fn, vjp) -> None:
     ))  # fmt: skip
 
 
-_reducer("sum", np.sum, _sum_vjp)
-_reducer("prod", np.prod, _prod_vjp)
-_reducer("amax", np.max, _extreme_vjp)
-_reducer("amin", np.min, _extreme_vjp)
+_reducer("sum", np.add.reduce, _sum_vjp)  # the ufunc methods: np.sum's wrapper costs ~1 µs
+_reducer("prod", np.multiply.reduce, _prod_vjp)
+_reducer("amax", np.maximum.reduce, _extreme_vjp)
+_reducer("amin", np.minimum.reduce, _extreme_vjp)

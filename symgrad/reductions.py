@@ -9,6 +9,7 @@ Imports ops, tensor, node, registry.
 from __future__ import annotations
 
 import builtins
+import math
 import warnings
 from typing import Any
 
@@ -41,7 +42,8 @@ def _reduce(name: str, a: Operand, dim: Any, keepdim: bool, dt: Any = None) -> T
 
 
 def _count(a: Tensor, dim: Any) -> int:
-    return int(np.prod([a.shape[d] for d in axes_of(a, dim)], dtype=np.int64))
+    shape = a._value.shape
+    return math.prod([shape[d] for d in axes_of(a, dim)])
 
 
 def sum(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:  # noqa: A001

@@ -62,10 +62,14 @@ def result_dtype(inputs: tuple[Node, ...]) -> str:
 
 def apply(name: str, *inputs: Node, **attrs: Any) -> Node:
     """The node `name(*inputs, **attrs)`, with its shape and dtype inferred."""
+    return apply_tuple(name, inputs, tuple([attrs[a] for a in REGISTRY[name].attr_names]))
+
+
+def apply_tuple(name: str, inputs: tuple[Node, ...], attr_tuple: tuple) -> Node:
+    """`apply` with the attributes in the record's `attr_names` order."""
     prim = REGISTRY[name]
     if prim.arity >= 0 and len(inputs) != prim.arity:  # arity -1: any number
         raise TypeError(f"{name} takes {prim.arity} inputs, got {len(inputs)}")
-    attr_tuple = tuple(attrs[a] for a in prim.attr_names)
     shape = prim.shape_rule(attr_tuple, *(i.shape for i in inputs))
     dtype = prim.dtype_rule(attr_tuple, *inputs) if prim.dtype_rule else result_dtype(inputs)
     return make(name, inputs, attr_tuple, shape, dtype)

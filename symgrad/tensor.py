@@ -17,7 +17,8 @@ import numpy as np
 from . import dtypes
 from .gradfn import AccumulateGrad, GradFn, is_grad_enabled
 from .gradient import ParamSlot, ValueSlot
-from .node import Node, leaf
+from .node import Node, dtype_name, leaf
+from .pending import Pending
 from .printing import tensor_repr
 
 
@@ -48,7 +49,7 @@ _NON_LEAF_GRAD = (
 
 
 class Tensor:
-    __slots__ = ("_value", "_storage", "_node", "_grad_fn", "_grad", "_accumulator",
+    __slots__ = ("_value", "_storage", "_nd", "_grad_fn", "_grad", "_accumulator",
                  "_value_leaf", "_base", "_retains_grad", "_hooks", "__weakref__")  # fmt: skip
 
     def __init__(self, *data: Any) -> None:
@@ -59,7 +60,7 @@ class Tensor:
     def _init(self, value: np.ndarray, storage: Storage | None = None) -> None:
         self._value = value
         self._storage = storage if storage is not None else Storage()
-        self._node: Node | None = None
+        self._nd: Node | Pending | None = None  # see the _node property
         self._grad_fn: GradFn | None = None
         self._grad: Tensor | None = None
         self._accumulator: AccumulateGrad | None = None
@@ -77,6 +78,16 @@ class Tensor:
     # ---- autograd state ---------------------------------------------------------------
 
     @property
+    def _node(self) -> Node | None:
+        """This tensor's DAG node (an eager op's node is built on first request, see pending.py)."""
+        nd = self._nd
+        return nd if nd is None or type(nd) is Node else (nd.node or nd.build())
+
+    @_node.setter
+    def _node(self, node: Node | None) -> None:
+        self._nd = node
+
+    @property
     def requires_grad(self) -> bool:
         """A computed tensor with a grad_fn, or a leaf marked requires_grad.
 
@@ -85,8 +96,8 @@ class Tensor:
         """
         if self._grad_fn is not None:
             return True
-        node = self._node
-        return node is not None and node.op == "leaf" and node.payload.is_param
+        node = self._nd  # a Pending is never a leaf
+        return type(node) is Node and node.op == "leaf" and node.payload.is_param
 
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
@@ -107,10 +118,10 @@ class Tensor:
                     "use var_no_grad = var.detach()."
                 )
             return self
-        if requires_grad and not self.dtype.is_floating_point:
+        if requires_grad and self._value.dtype.kind != "f":
             raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
         if requires_grad and not self.requires_grad:
-            self._node = leaf(self.shape, self._value.dtype.name, ParamSlot(self))
+            self._node = leaf(self._value.shape, dtype_name(self._value.dtype), ParamSlot(self))
         elif not requires_grad and self.requires_grad:
             self._node = None
         return self
@@ -140,7 +151,7 @@ class Tensor:
         cached = self._value_leaf
         if cached is None or cached[0] != self._storage.version:
             slot = ValueSlot(self._value, self._storage, self._describe())
-            cached = (self._storage.version, leaf(self.shape, self._value.dtype.name, slot))
+            cached = (self._storage.version, leaf(self._value.shape, dtype_name(self._value.dtype), slot))
             self._value_leaf = cached
         return cached[1]
 
@@ -180,7 +191,7 @@ class Tensor:
         reshaped = other._value.shape != self._value.shape or other._value.dtype != self._value.dtype
         self._value, self._storage = other._value, other._storage
         if reshaped and self.requires_grad and self.is_leaf:  # a new leaf of the new shape
-            self._node = leaf(self.shape, self._value.dtype.name, ParamSlot(self))
+            self._node = leaf(self._value.shape, dtype_name(self._value.dtype), ParamSlot(self))
         self._value_leaf = None
 
     def __deepcopy__(self, memo: dict) -> Tensor:
@@ -291,8 +302,10 @@ def is_tensor(obj: Any) -> bool:
 
 def grad_enabled_for(*operands: Any) -> bool:
     """Should an op on these operands record its node? (grad mode, or a trace, and a node in)"""
-    recording = is_grad_enabled() or tracing()
-    return recording and any(isinstance(o, Tensor) and o._node is not None for o in operands)
+    for o in operands:
+        if isinstance(o, Tensor) and o._nd is not None:
+            return is_grad_enabled() or tracing()
+    return False
 
 
 def _refuse_traced(t: Tensor, what: str) -> None:
@@ -303,7 +316,12 @@ def _refuse_traced(t: Tensor, what: str) -> None:
 
 
 def tracing() -> bool:
-    return getattr(_trace_state, "depth", 0) > 0
+    return _trace_state.depth > 0
 
 
-_trace_state = threading.local()
+class _TraceState(threading.local):
+    depth = 0  # a class default: no failed attribute lookup per op in a new thread
+    names: list = []
+
+
+_trace_state = _TraceState()

@@ -1,0 +1,140 @@
+"""Deferred nodes of the eager API, and the tape key that backward looks plans up by.
+
+An eager op computes its value at once but only records how to build its DAG node: a
+`Pending` holds the primitive, its operands (leaf nodes, other Pendings, Python
+numbers) and attributes. The node is built when something asks for it (the first
+backward of a structure, inspection, an op that needs nodes). A later backward over
+the same structure finds its compiled plan by `tape_key`, computed from the Pendings
+alone, and never builds a node. Imports node and registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .node import Node, _attr_key, const
+from .registry import REGISTRY, apply_tuple
+
+Operand = Any  # Node, Pending, or a Python number
+
+
+class Pending:
+    """`op(*operands, attrs)` in node dtype `dtype`, built into a node on first request.
+
+    Operands are as the node will see them, except for dtype: a Node or Pending of
+    another dtype is cast, a Python number becomes a constant of `dtype`."""
+
+    __slots__ = ("op", "operands", "attrs", "dtype", "shape", "node")
+
+    def __init__(self, op: str, operands: tuple, attrs: tuple, dtype: str, shape: tuple) -> None:
+        self.op, self.operands, self.attrs, self.dtype, self.shape = op, operands, attrs, dtype, shape
+        self.node: Node | None = None
+
+    def build(self) -> Node:
+        """This op's node (and those of the Pendings it reads), built once, without recursion."""
+        todo = [self]
+        while todo:
+            p = todo[-1]
+            if p.node is not None:
+                todo.pop()
+                continue
+            waiting = [o for o in p.operands if type(o) is Pending and o.node is None]
+            if waiting:
+                todo.extend(waiting)
+                continue
+            todo.pop()
+            node = apply_tuple(p.op, tuple([_operand(o, p.dtype) for o in p.operands]), p.attrs)
+            if node.shape != p.shape:  # the shape rule and numpy's evaluation disagree: a bug
+                raise AssertionError(f"{p.op}: node shape {node.shape} but eager value shape {p.shape}")
+            p.node = node
+        return self.node  # type: ignore[return-value]
+
+
+def _operand(o: Operand, dtype: str) -> Node:
+    if type(o) is Pending:
+        o = o.node
+    elif type(o) is not Node:
+        return const(float(o), dtype)
+    return o if o.dtype == dtype else apply_tuple("cast", (o,), (dtype,))
+
+
+def node_of(x: Node | Pending) -> Node:
+    return x if type(x) is Node else (x.node or x.build())
+
+
+def tape_key(roots: Sequence[Node | Pending], extra: tuple = ()) -> tuple[tuple, list[Node]]:
+    """A key for the structure under `roots` (Pendings as recorded, built nodes as they
+    are), and its leaves in key order. Two graphs with one key build structurally equal
+    nodes; `extra` is appended to the key. Entries are in post-order, operands left to
+    right (a recursive walk for shallow graphs, the same order without recursion for deep ones)."""
+    walk = _Walk()
+    try:
+        at = tuple([walk.visit(r, 0) for r in roots])
+    except _Deep:
+        walk = _Walk()
+        at = tuple([walk.visit_deep(r) for r in roots])
+    return (tuple(walk.entries), at, extra), walk.leaves
+
+
+class _Deep(Exception):
+    """A graph deeper than _Walk.DEPTH: walked without recursion."""
+
+
+class _Walk:
+    DEPTH = 200
+
+    def __init__(self) -> None:
+        self.position: dict[int, int] = {}
+        self.entries: list[tuple] = []
+        self.leaves: list[Node] = []
+
+    def visit(self, p: Node | Pending, depth: int) -> int:
+        k = self.position.get(id(p))
+        if k is not None:
+            return k
+        if depth > self.DEPTH:
+            raise _Deep
+        if type(p) is Pending:
+            args = tuple([self.visit(o, depth + 1) if type(o) is Pending or type(o) is Node else _number_key(o)
+                          for o in p.operands])  # fmt: skip
+        else:
+            args = tuple([self.visit(o, depth + 1) for o in p.inputs])
+        return self._enter(p, args)
+
+    def visit_deep(self, root: Node | Pending) -> int:
+        todo = [root]
+        while todo:
+            p = todo[-1]
+            if id(p) in self.position:
+                todo.pop()
+                continue
+            inputs = p.operands if type(p) is Pending else p.inputs
+            waiting = [o for o in inputs if (type(o) is Pending or type(o) is Node) and id(o) not in self.position]
+            if waiting:
+                todo.extend(reversed(waiting))
+                continue
+            todo.pop()
+            self._enter(p, tuple([self.position[id(o)] if type(o) is Pending or type(o) is Node else _number_key(o)
+                                  for o in inputs]))  # fmt: skip
+        return self.position[id(root)]
+
+    def _enter(self, p: Node | Pending, args: tuple) -> int:
+        attrs = tuple([_attr_key(a) for a in p.attrs]) if p.attrs else ()
+        if type(p) is Pending:
+            entry: tuple = (p.op, args, attrs, p.dtype)
+        elif p.op == "leaf":
+            entry = ("leaf", p.shape, p.dtype, p.payload is not None and p.payload.is_param)
+            self.leaves.append(p)
+        else:
+            entry = ("node", p.op, args, attrs, p.shape, p.dtype)
+        k = self.position[id(p)] = len(self.entries)
+        self.entries.append(entry)
+        return k
+
+
+def _number_key(o: Any) -> tuple:
+    """A Python number operand as its constant will be: float(o), with -0.0 and nan told apart."""
+    v = float(o)
+    return ("n", v if v == v and v != 0 else repr(v))
+
