@@ -58,9 +58,10 @@ def _seeds(outputs: list[Tensor], grad_outputs: list[Any], create_graph: bool = 
 
 
 def _check_and_free(outputs: list[Tensor], retain_graph: bool) -> None:
-    records = [r for out in outputs for r in walk(out.grad_fn)]
-    if any(r._freed and r._saves_tensors for r in records):
-        raise RuntimeError(_FREED)
+    records = walk(outputs[0].grad_fn) if len(outputs) == 1 else [r for o in outputs for r in walk(o.grad_fn)]
+    for r in records:
+        if r._freed and r._saves_tensors:
+            raise RuntimeError(_FREED)
     if not retain_graph:
         for r in records:
             r._freed = True
@@ -82,6 +83,11 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
     retain = create_graph if retain_graph is None else retain_graph
     _check_and_free(outputs, retain)
     targets = None if inputs is None else [t for t in _as_list(inputs)]
+    tape = None
+    if targets is None and not create_graph and not RETAINING and not HOOKED:
+        tape = tape_key([o._nd for o in outputs], tuple([seed_kind(s) for s in seeds]))
+        if _by_tape(tape, seeds):
+            return
 
     def choose(order: list[Node]) -> list[Node]:
         if targets is not None:
@@ -90,12 +96,6 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
         params = [n for n in order if n.op == "leaf" and n.payload.is_param]
         return params + [t._node for t in list(RETAINING) if t._node is not None and id(t._node) in present]
 
-    if targets is None and not create_graph and not RETAINING and not HOOKED:
-        tape = tape_key([o._nd for o in outputs], tuple(seed_kind(s) for s in seeds))
-        if _by_tape(tape, seeds):
-            return
-    else:
-        tape = None
     roots = [o._node for o in outputs]
     hooked = _hooked_nodes(roots) if targets is None else []
     if not hooked:

@@ -169,12 +169,13 @@ def _edge(t: Any) -> GradFn | None:
 
 def walk(fn: GradFn | None) -> list[GradFn]:
     """Every grad_fn record reachable from `fn` through next_functions."""
-    seen: dict[int, GradFn] = {}
-    stack = [fn] if fn is not None else []
+    if fn is None:
+        return []
+    seen: dict[int, GradFn] = {id(fn): fn}
+    stack = [fn]
     while stack:
-        f = stack.pop()
-        if id(f) in seen:
-            continue
-        seen[id(f)] = f
-        stack.extend(n for n, _ in f.next_functions if n is not None)
+        for n, _ in stack.pop().next_functions:
+            if n is not None and id(n) not in seen:
+                seen[id(n)] = n
+                stack.append(n)
     return list(seen.values())

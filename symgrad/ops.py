@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
-from .gradfn import make_grad_fn
+from .gradfn import is_grad_enabled, make_grad_fn
 from .gradient import SAVED_KINDS, ValueSlot, save_value
 from .node import Node, const, dtype_name, leaf
 from .pending import Pending
@@ -99,36 +99,36 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
     prim = REGISTRY[name]
     if prim.kind == "elementwise" and len(operands) > 1:
         _check_broadcast([o._value.shape for o in operands if isinstance(o, Tensor)])
-    dt = dt if dt is not None else result_dtype(operands)
+    if dt is None:
+        dt = result_dtype(operands)
     index = INDEX_OPERANDS.get(name, ())  # int64 positions stay int64
-    arrays = [o._value if k in index else _array(o, dt) for k, o in enumerate(operands)]
-    value = prim.evaluate(tuple([attrs[a] for a in prim.attr_names]) if prim.attr_names else (), *arrays)
-    result = Tensor._wrap(np.asarray(value, dtype=dt))
-    if grad_enabled_for(*operands):
+    if index:
+        arrays = [o._value if k in index else _array(o, dt) for k, o in enumerate(operands)]
+    else:
+        arrays = [_array(o, dt) for o in operands]
+    attr_tuple = tuple([attrs[a] for a in prim.attr_names]) if prim.attr_names else ()
+    value = prim.evaluate(attr_tuple, *arrays)
+    if type(value) is not np.ndarray or value.dtype is not dt:
+        value = np.asarray(value, dtype=dt)
+    result = Tensor._wrap(value)
+    for o in operands:  # grad_enabled_for, inlined
+        if isinstance(o, Tensor) and o._nd is not None:
+            break
+    else:
+        return result
+    if is_grad_enabled() or tracing():
         if index or name in SAVED_KINDS or tracing():  # the node now (traces read nodes as they go)
             nodes = [o.graph_node() if k in index else _node(o, dt) for k, o in enumerate(operands)]
             result._node = apply(name, *nodes, **attrs)
             if name in SAVED_KINDS and not tracing():
                 save_value(result._node, result._value, result._storage)
-        else:  # the node when something asks for it (pending.py)
-            result._nd = Pending(name, tuple([_pending_operand(o, dt) for o in operands]),
-                                 tuple([attrs[a] for a in prim.attr_names]) if prim.attr_names else (),
-                                 _node_dtype(dt), result._value.shape)  # fmt: skip
+        else:  # the node when something asks for it (pending.py). A Pending records nodes,
+            # Pendings and Python numbers: a tensor outside the graph is bound now, to the value
+            # it has now (so an in-place write to it before backward is caught, as torch does)
+            recorded_operands = tuple([(o._nd or _node(o, dt)) if isinstance(o, Tensor) else o for o in operands])
+            result._nd = Pending(name, recorded_operands, attr_tuple,
+                                 dtype_name(dt) if dt.kind == "f" else "float64", value.shape)  # fmt: skip
     return result
-
-
-def _node_dtype(dt: np.dtype) -> str:
-    """The dtype an op's graph computes in: floats as they are, integers and booleans as float64."""
-    return dtype_name(dt) if dt.kind == "f" else "float64"
-
-
-def _pending_operand(o: Operand, dt: np.dtype) -> Any:
-    """What a Pending records of an operand: its node or Pending, or a Python number. A tensor
-    outside the graph is bound now, to the value it has now (so an in-place write to it before
-    backward is caught, as torch catches it)."""
-    if not isinstance(o, Tensor):
-        return o
-    return o._nd if o._nd is not None else _node(o, dt)
 
 
 INDEX_OPERANDS = {"gather": (1,), "scatter_add": (1,)}
@@ -136,6 +136,8 @@ INDEX_OPERANDS = {"gather": (1,), "scatter_add": (1,)}
 
 def _check_broadcast(shapes: list) -> None:
     """torch's error for shapes that do not broadcast (numpy's would be a ValueError)."""
+    if len(shapes) < 2 or len(shapes) == 2 and (shapes[0] == shapes[1] or not shapes[1] or not shapes[0]):
+        return
     if all(s == shapes[0] or s == () for s in shapes):
         return
     ndim = max((len(s) for s in shapes), default=0)
@@ -151,16 +153,15 @@ def _check_broadcast(shapes: list) -> None:
 def recorded(result: Tensor, grad_fn: str, op: str, operands: Sequence[Operand],
              number_edges: bool = False) -> Tensor:  # fmt: skip
     """Attach the user-level grad_fn record (when `result` is differentiated)."""
-    if result._nd is not None and (_differentiated(operands) or tracing()):  # traces keep records: formulas
-        result._grad_fn = make_grad_fn(grad_fn, op, tuple(operands), number_edges)
+    if result._nd is not None:
+        record = make_grad_fn(grad_fn, op, tuple(operands), number_edges)
+        for edge, _ in record.next_functions:  # an edge for each operand that requires grad
+            if edge is not None:
+                result._grad_fn = record
+                return result
+        if tracing():  # traces keep records: formulas
+            result._grad_fn = record
     return result
-
-
-def _differentiated(operands: Sequence[Operand]) -> bool:
-    for o in operands:
-        if isinstance(o, Tensor) and o.requires_grad:
-            return True
-    return False
 
 
 def _float_operands(a: Operand, b: Operand) -> np.dtype:

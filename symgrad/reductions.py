@@ -58,7 +58,10 @@ def mean(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -
             "mean(): could not infer output dtype. Input dtype must be either a floating point "
             f"or complex dtype. Got: {a.dtype.name.capitalize()}"
         )
-    result = primitive("div", [_reduce("sum", a, dim, keepdim), _count(a, dim)])  # torch: sum / n
+    axes = axes_of(a, dim)
+    shape = a._value.shape
+    total = primitive("sum", [a], axes=axes, keepdims=bool(keepdim))
+    result = primitive("div", [total, math.prod([shape[d] for d in axes])])  # torch: sum / n
     return recorded(result, "MeanBackward0" if dim is None else "MeanBackward1", "mean", [a])
 
 

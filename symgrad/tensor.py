@@ -33,10 +33,7 @@ class Size(tuple):
 class Storage:
     """What views of one array share: the version counter bumped by in-place writes."""
 
-    __slots__ = ("version",)
-
-    def __init__(self) -> None:
-        self.version = 0
+    version = 0  # a class default: making a Storage runs no Python code
 
 
 _NON_LEAF_GRAD = (
@@ -71,8 +68,12 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, value: np.ndarray, storage: Storage | None = None) -> Tensor:
-        t = cls.__new__(cls)
-        t._init(value, storage)
+        t = cls.__new__(cls)  # _init, inlined: every eager op makes a tensor
+        t._value = value
+        t._storage = storage if storage is not None else Storage()
+        t._nd = t._grad_fn = t._grad = t._accumulator = t._value_leaf = t._base = None
+        t._retains_grad = False
+        t._hooks = []
         return t
 
     # ---- autograd state ---------------------------------------------------------------
@@ -160,9 +161,7 @@ class Tensor:
 
     def backward(self, gradient: Any = None, retain_graph: bool | None = None,
                  create_graph: bool = False, inputs: Any = None) -> None:  # fmt: skip
-        from .engine import backward
-
-        backward(self, gradient, retain_graph, create_graph, inputs)
+        _engine().backward(self, gradient, retain_graph, create_graph, inputs)
 
     def retain_grad(self) -> None:
         from .engine import retain_grad
@@ -294,6 +293,19 @@ class Tensor:
 
     def __hash__(self) -> int:
         return id(self)
+
+
+def _engine() -> Any:
+    """engine.py (which imports this module): imported on the first backward."""
+    global _ENGINE
+    if _ENGINE is None:
+        from . import engine
+
+        _ENGINE = engine
+    return _ENGINE
+
+
+_ENGINE: Any = None
 
 
 def is_tensor(obj: Any) -> bool:
