@@ -97,17 +97,20 @@ def _node(o: Operand, dt: np.dtype) -> Node:
 def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None, **attrs: Any) -> Tensor:
     """`name(*operands)` evaluated eagerly, with its DAG node when grad is being recorded."""
     prim = REGISTRY[name]
-    if prim.kind == "elementwise" and len(operands) > 1:
-        _check_broadcast([o._value.shape for o in operands if isinstance(o, Tensor)])
     if dt is None:
         dt = result_dtype(operands)
     index = INDEX_OPERANDS.get(name, ())  # int64 positions stay int64
     if index:
         arrays = [o._value if k in index else _array(o, dt) for k, o in enumerate(operands)]
     else:
-        arrays = [_array(o, dt) for o in operands]
+        arrays = [o._value if isinstance(o, Tensor) and o._value.dtype is dt else _array(o, dt) for o in operands]
     attr_tuple = tuple([attrs[a] for a in prim.attr_names]) if prim.attr_names else ()
-    value = prim.evaluate(attr_tuple, *arrays)
+    try:
+        value = prim.evaluate(attr_tuple, *arrays)
+    except ValueError:  # numpy broadcasts as torch does: only its error message differs
+        if prim.kind == "elementwise":
+            _check_broadcast([o._value.shape for o in operands if isinstance(o, Tensor)])
+        raise
     if type(value) is not np.ndarray or value.dtype is not dt:
         value = np.asarray(value, dtype=dt)
     result = Tensor._wrap(value)
@@ -126,12 +129,20 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
             # Pendings and Python numbers: a tensor outside the graph is bound now, to the value
             # it has now (so an in-place write to it before backward is caught, as torch does)
             recorded_operands = tuple([(o._nd or _node(o, dt)) if isinstance(o, Tensor) else o for o in operands])
-            result._nd = Pending(name, recorded_operands, attr_tuple,
-                                 dtype_name(dt) if dt.kind == "f" else "float64", value.shape)  # fmt: skip
+            result._nd = Pending(name, recorded_operands, attr_tuple, _NODE_DTYPES.get(dt) or _node_dtype(dt),
+                                 value.shape)  # fmt: skip
     return result
 
 
 INDEX_OPERANDS = {"gather": (1,), "scatter_add": (1,)}
+
+
+def _node_dtype(dt: np.dtype) -> str:
+    """The dtype an op's graph computes in: floats as they are, integers and booleans as float64."""
+    return dtype_name(dt) if dt.kind == "f" else "float64"
+
+
+_NODE_DTYPES = {np.dtype(n): _node_dtype(np.dtype(n)) for n in ("float32", "float64", "int64", "int32", "bool")}
 
 
 def _check_broadcast(shapes: list) -> None:
