@@ -15,8 +15,8 @@ import numpy as np
 
 from .gradfn import grad_fn_class, is_grad_enabled, walk
 from .gradient import ValueSlot, gradients, rebind, seed_kind, tape_gradients
-from .pending import tape_key
 from .node import Node, leaf, topo_order
+from .pending import tape_key
 from .registry import rebuild
 from .tensor import Size, Tensor
 

@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+
 class _GradState(threading.local):
     enabled = True  # a class default: no failed attribute lookup per op in a new thread
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .node import Node, _attr_key, const
-from .registry import REGISTRY, apply_tuple
+from .registry import apply_tuple
 
 Operand = Any  # Node, Pending, or a Python number
 
@@ -45,8 +45,9 @@ class Pending:
                 continue
             todo.pop()
             node = apply_tuple(p.op, tuple([_operand(o, p.dtype) for o in p.operands]), p.attrs)
-            if node.shape != p.shape:  # the shape rule and numpy's evaluation disagree: a bug
-                raise AssertionError(f"{p.op}: node shape {node.shape} but eager value shape {p.shape}")
+            if node.shape != p.shape:  # the shape rule and numpy's evaluation disagree
+                raise RuntimeError(f"symgrad internal error: {p.op}'s node has shape {node.shape}, "
+                                   f"its eager value {p.shape}")  # fmt: skip
             p.node = node
         return self.node  # type: ignore[return-value]
 
@@ -57,10 +58,6 @@ def _operand(o: Operand, dtype: str) -> Node:
     elif type(o) is not Node:
         return const(float(o), dtype)
     return o if o.dtype == dtype else apply_tuple("cast", (o,), (dtype,))
-
-
-def node_of(x: Node | Pending) -> Node:
-    return x if type(x) is Node else (x.node or x.build())
 
 
 def tape_key(roots: Sequence[Node | Pending], extra: tuple = ()) -> tuple[tuple, list[Node]]:
