@@ -92,12 +92,10 @@ class _Walk:
             return k
         if depth > self.DEPTH:
             raise _Deep
-        if type(p) is Pending:
-            args = tuple([self.visit(o, depth + 1) if type(o) is Pending or type(o) is Node else _number_key(o)
-                          for o in p.operands])  # fmt: skip
-        else:
-            args = tuple([self.visit(o, depth + 1) for o in p.inputs])
-        return self._enter(p, args)
+        args = []  # a loop, not a comprehension: this is the hot path of a repeated backward
+        for o in p.operands if type(p) is Pending else p.inputs:
+            args.append(self.visit(o, depth + 1) if type(o) is Pending or type(o) is Node else _number_key(o))
+        return self._enter(p, tuple(args))
 
     def visit_deep(self, root: Node | Pending) -> int:
         todo = [root]
