@@ -255,9 +255,9 @@ def gradients(roots: Sequence[Node], seeds: Sequence[Seed],
 # ---- eager backward by tape key (pending.py) ------------------------------------------------
 
 # tape key -> (the plan's cache key, the plan (weakly: the cache owns it), where each program
-# input comes from, where each differentiated leaf is): a source k >= 0 is the tape's leaf
-# k, k < 0 seed -1 - k.
-_by_tape: dict[Hashable, tuple[Hashable, weakref.ref, tuple[int, ...], tuple[int, ...]]] = {}
+# input comes from, where each differentiated leaf is, whether every output already has its
+# leaf's shape and dtype): a source k >= 0 is the tape's leaf k, k < 0 seed -1 - k.
+_by_tape: dict[Hashable, tuple[Hashable, weakref.ref, tuple[int, ...], tuple[int, ...], bool]] = {}
 _TAPE_LIMIT = 4096
 BY_TAPE = [0]  # eager backward passes that found their plan by tape key
 
@@ -273,7 +273,9 @@ def _remember_tape(tape: tuple[Hashable, list[Node]], seed: list[Node], full_key
         return  # not a graph of the tape's leaves and seeds alone
     if len(_by_tape) >= _TAPE_LIMIT:
         _by_tape.clear()
-    _by_tape[key] = (full_key, weakref.ref(plan), tuple(sources), tuple(wrt_at))  # type: ignore[arg-type]
+    present = [w for g, w in zip(plan.gradients, wrt) if g is not None]
+    exact = all(o.shape == w.shape and o.dtype == w.dtype for o, w in zip(plan.outputs, present))
+    _by_tape[key] = (full_key, weakref.ref(plan), tuple(sources), tuple(wrt_at), exact)  # type: ignore[arg-type]
 
 
 def tape_gradients(tape: tuple[Hashable, list[Node]], seeds: Sequence[Seed],
@@ -284,7 +286,7 @@ def tape_gradients(tape: tuple[Hashable, list[Node]], seeds: Sequence[Seed],
     entry = _by_tape.get(key)
     if entry is None:
         return None
-    full_key, plan_ref, sources, wrt_at = entry
+    full_key, plan_ref, sources, wrt_at, exact = entry
     plan = plan_ref()
     if plan is None or cache.lookup(full_key) is not plan:  # evicted or cleared: the full path rebuilds it
         _by_tape.pop(key, None)
@@ -293,8 +295,12 @@ def tape_gradients(tape: tuple[Hashable, list[Node]], seeds: Sequence[Seed],
     BY_TAPE[0] += 1
     outs = iter(_run(plan, values))
     wrt = [tape_leaves[k] for k in wrt_at]
-    arrays = [None if g is None else next(outs).reshape(w.shape).astype(w.dtype, copy=False)
-              for g, w in zip(plan.gradients, wrt)]  # fmt: skip
+    if exact:  # every output has its leaf's shape and dtype (flat from the checked Python path)
+        arrays = [None if g is None else next(outs) for g in plan.gradients]
+        arrays = [a if a is None or a.shape == w.shape else a.reshape(w.shape) for a, w in zip(arrays, wrt)]
+    else:
+        arrays = [None if g is None else next(outs).reshape(w.shape).astype(w.dtype, copy=False)
+                  for g, w in zip(plan.gradients, wrt)]  # fmt: skip
     return wrt, arrays
 
 
@@ -308,16 +314,17 @@ def _run(plan: GradientPlan, values: list[np.ndarray]) -> list[np.ndarray]:
         table = {id(n): np.reshape(v, n.shape) for n, v in zip(plan.program_inputs, values)}
         # fresh, writable arrays, as the compiled program returns (never views of inputs)
         return [np.array(v) for v in evaluate(plan.outputs, lambda n: table[id(n)])]
-    plan.calls += 1
-    if plan.fast is None and plan.calls > 1:  # built on the second use: one-off graphs skip it
+    fast = plan.fast
+    if fast is None and plan.calls > 0:  # built on the second use: one-off graphs skip it
         try:
-            plan.fast = plan.compiled.fast_entry([v.shape for v in values], [g.shape for g in plan.outputs])
+            fast = plan.fast = plan.compiled.fast_entry([v.shape for v in values], [g.shape for g in plan.outputs])
         except RuntimeError:
-            plan.fast = False
-    if plan.fast:
+            fast = plan.fast = False
+    plan.calls += 1
+    if fast:
         try:
-            result = plan.fast(*values)
-            return [result] if isinstance(result, np.ndarray) else list(result)
+            result = fast(*values)
+            return [result] if type(result) is np.ndarray else list(result)
         except (TypeError, ValueError):
             pass  # a view, another dtype: the checked Python path converts
     args = [np.ascontiguousarray(v, dtype=n.dtype).reshape(-1) for v, n in zip(values, plan.program_inputs)]
