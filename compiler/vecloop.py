@@ -7,9 +7,10 @@ innermost loop when every load and store can be done lane by lane in any order:
 no gathers or scatters, no int64 buffers, and no buffer both read and written by
 the loop. Then every iteration runs as vectors: a loop over whole vectors, and one
 partial vector for the rest (padding lanes are computed but never stored or reduced).
-Results equal the scalar loop's, bit for bit: stores and reductions happen in
-iteration order, a reduction adds lane after lane, and scalar math (in loops not
-taken) calls the same libmvec functions as vectors (`call_math`). A
+Results equal the scalar loop's, bit for bit: stores happen in iteration order, a
+register reduction keeps its partials (`emit.PARTIALS`, the order every path shares) as
+PARTIALS / lanes vectors, lane k of the t-th vector being partial t * lanes + k, and scalar
+math (in loops not taken) calls the same libmvec functions as vectors (`call_math`). A
 body longer than CHUNK instructions becomes calls to functions of CHUNK instructions
 each, which pass values through stack slots (code generation stays linear in size).
 Imports `.emit`, `.opcode_ir`, `.program` and `llvmlite.ir`.
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from .emit import accumulate, counted_loop
+from .emit import PARTIALS, accumulate, counted_loop
 from .opcode_ir import (
     EMITTERS,
     FLOAT_TYPES,
@@ -89,32 +90,55 @@ class ExplicitVectors:
         loop: Loop,
         outer: list[ir.Value],
         registers: list[Store],
-        running: list[ir.Value],
-    ) -> tuple[int, list[ir.Value]]:
-        """Emit the innermost axis as vectors, carrying the running values of the register
-        reductions `registers`: a loop over whole vectors, then one partial vector for the
-        remaining iterations (its padding lanes are computed, never stored). Return the
-        number of iterations done (0 when the loop is not taken, else all of them) and
-        the running values after them."""
+        partials: list[list[ir.Value]],
+    ) -> tuple[int, list[list[ir.Value]]]:
+        """Emit the innermost axis as vectors, folding into the PARTIALS partials of each
+        register reduction in `registers`: a loop over whole vectors, then one partial vector
+        for the remaining iterations (its padding lanes are computed, never stored or
+        reduced). Return the number of iterations done (0 when the loop is not taken, else
+        all of them) and the partials after them."""
         lanes, n = self.lanes.get(loop.dtype, 0), loop.shape[-1]
-        if lanes < 2 or not vectorizable(e, loop):
-            return 0, running
+        if lanes < 2 or PARTIALS % lanes or not vectorizable(e, loop):
+            return 0, partials
         in_memory = [st for st in loop.stores if not any(st is r for r in registers)]
+        rows = PARTIALS // lanes  # vectors of partials per reduction
 
-        def iteration(it: _Iteration, running: list[ir.Value]) -> list[ir.Value]:
+        def iteration(it: _Iteration, carried: list[ir.Value]) -> list[ir.Value]:
+            """Fold into the first vector of partials of each reduction, and move it last:
+            the next vector of iterations folds into the next vector of partials."""
             values = _vector_body(e, loop, it)
             _vector_stores(e, loop, in_memory, values, it)
-            return [_reduce(e, loop, st, r, values[st.value], it.valid) for st, r in zip(registers, running)]
+            out = []
+            for k, st in enumerate(registers):
+                first, *rest = carried[k * rows : (k + 1) * rows]
+                out += [*rest, _fold(e, loop, st, first, values[st.value], it.valid)]
+            return out
 
-        def whole(i: ir.Value, running: list[ir.Value]) -> list[ir.Value]:
-            return iteration(_Iteration(outer, i, lanes, lanes), running)
+        def whole(i: ir.Value, carried: list[ir.Value]) -> list[ir.Value]:
+            return iteration(_Iteration(outer, i, lanes, lanes), carried)
 
+        carried = [_pack(e.b, p[t * lanes : (t + 1) * lanes]) for p in partials for t in range(rows)]
         count = n // lanes * lanes
         if count:
-            running = counted_loop(e.b, count, running, whole, step=lanes)
+            carried = counted_loop(e.b, count, carried, whole, step=lanes)
         if count < n:
-            running = iteration(_Iteration(outer, ir.Constant(I64, count), lanes, n - count), running)
-        return n, running
+            carried = iteration(_Iteration(outer, ir.Constant(I64, count), lanes, n - count), carried)
+        turns = (n // -lanes) % rows  # after ceil(n / lanes) moves, partials 0 .. lanes - 1 are here
+        return n, [_unpack(e.b, carried[k * rows : (k + 1) * rows], turns) for k in range(len(registers))]
+
+
+def _pack(b: ir.IRBuilder, scalars: list[ir.Value]) -> ir.Value:
+    """A vector of `scalars`."""
+    vector: ir.Value = ir.Constant(ir.VectorType(scalars[0].type, len(scalars)), ir.Undefined)
+    for lane, value in enumerate(scalars):
+        vector = b.insert_element(vector, value, ir.Constant(I32, lane))
+    return vector
+
+
+def _unpack(b: ir.IRBuilder, vectors: list[ir.Value], turns: int) -> list[ir.Value]:
+    """The lanes of `vectors`, after rotating the list back by `turns` (partial 0 first)."""
+    ordered = vectors[turns:] + vectors[:turns]
+    return [b.extract_element(v, ir.Constant(I32, lane)) for v in ordered for lane in range(v.type.count)]
 
 
 @dataclass(frozen=True)
@@ -292,8 +316,13 @@ def _contiguous(st: Store) -> bool:
     return st.mode == "assign" and st.access.strides[-1] == 1
 
 
-def _reduce(e: EmitContext, loop: Loop, st: Store, running: ir.Value, vector: ir.Value, valid: int) -> ir.Value:
-    """Fold the valid lanes into a register reduction one after another, as the scalar loop would."""
-    for lane in range(valid):
-        running = accumulate(e, loop, st, running, e.b.extract_element(vector, ir.Constant(I32, lane)))
-    return running
+def _fold(
+    e: EmitContext, loop: Loop, st: Store, partials: ir.Value, values: ir.Value, valid: int
+) -> ir.Value:
+    """Fold the first `valid` lanes of `values` into a vector of `st`'s partials, lane k into lane k."""
+    folded = accumulate(e, loop, st, partials, values)
+    lanes = values.type.count
+    if valid == lanes:
+        return folded
+    mask = ir.Constant(ir.VectorType(ir.IntType(1), lanes), [1] * valid + [0] * (lanes - valid))
+    return e.b.select(mask, folded, partials)
