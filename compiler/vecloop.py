@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from .emit import PARTIALS, accumulate, counted_loop
+from .emit import PARTIALS, STACK_ALIGN, accumulate, counted_loop
 from .opcode_ir import (
     EMITTERS,
     FLOAT_TYPES,
@@ -255,6 +255,7 @@ def _piece(e: EmitContext, loop: Loop, ks: range, slot: dict[int, int], ty: ir.V
     fn.attributes.add("noinline")
     fn.attributes.add("nounwind")
     fn.attributes.add("optnone")
+    fn.attributes.alignstack = STACK_ALIGN  # its vectors live in stack slots
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     slots, bases = fn.args[0], fn.args[depth + 2 :]
     here = _Iteration(list(fn.args[1 : depth + 1]), fn.args[depth + 1], it.lanes, it.valid)

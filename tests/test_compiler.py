@@ -1033,6 +1033,26 @@ def test_elementwise_add_is_vectorised(session: JitSession) -> None:
     assert compiled.compile_seconds > 0
 
 
+@pytest.mark.parametrize("path", ["llvm", "explicit"])
+def test_vectors_spilled_around_math_calls_are_aligned(request, path: str) -> None:
+    # out = sin(x) * exp(y) + tanh(x * y): values live across calls, which save no vector
+    # register, so they are spilled; unaligned 64-byte spills straddle cache lines.
+    session = request.getfixturevalue({"llvm": "session"}.get(path, path))
+    prog = KernelProgram(
+        (Buffer("float32", 1000, "input"), Buffer("float32", 1000, "input"), Buffer("float32", 1000, "output")),
+        (loop((1000,), "float32", [Access(0, 0, (1,)), Access(1, 0, (1,))],
+              [Instr("load", load=0), Instr("load", load=1), Instr("sin", (0,)), Instr("exp", (1,)),
+               Instr("mul", (2, 3)), Instr("mul", (0, 1)), Instr("tanh", (5,)), Instr("add", (4, 6))],
+              [Store(Access(2, 0, (1,)), 7)]),),
+    )  # fmt: skip
+    compiled = session.compile(prog)
+    assert "alignstack(64)" in compiled.llvm_ir
+    assert re.search(r"vmovap[sd]\s+%[yz]mm\d+, \d*\(%rsp\)", compiled.asm)  # spills happen, aligned
+    assert not re.search(r"vmovup[sd]\s+[^\n]*\(%rsp\)", compiled.asm)
+    x, y = np.linspace(-2, 2, 1000, dtype=np.float32), np.linspace(1, -1, 1000, dtype=np.float32)
+    np.testing.assert_allclose(compiled([x, y])[0], np.sin(x) * np.exp(y) + np.tanh(x * y), rtol=1e-5, atol=1e-6)
+
+
 def test_only_inner_reductions_sum_in_partials(session: JitSession) -> None:
     # Partial sums (a stack array in scalar loops) only when the innermost stride is 0.
     partials = re.compile(rf"alloca\s+double, i64 {PARTIALS}")
