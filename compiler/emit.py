@@ -141,9 +141,12 @@ def _emit_stores(
 # lanes vectors of partials, each lane one partial. An identity partial leaves a value as it
 # is (-0.0 + x == x, also for x = +0.0 and NaN), so n < PARTIALS gives the same result as
 # all PARTIALS partials would, and n <= IN_ORDER the same as adding in iteration order
-# (((p0 + p1) + p2) with p0 = start + x0, p1 = x1, p2 = x2).
+# (((p0 + p1) + p2) with p0 = start + x0, p1 = x1, p2 = x2). max and min round nothing, order
+# -0 below +0 and propagate NaN, so every order gives them the same value (NaN payloads
+# aside): a scalar loop of only those keeps one running value, which LLVM may reorder.
 PARTIALS = 16
 IN_ORDER = 3
+ORDERED = ("sum", "prod")  # the modes whose result depends on the order
 IDENTITY = {"sum": -0.0, "prod": 1.0, "max": -math.inf, "min": math.inf}
 
 
@@ -251,7 +254,7 @@ def _emit_innermost(e: EmitContext, loop: Loop, outer: list[ir.Value]) -> None:
     done = 0
     if e.vectorizer is not None:
         done, partials = e.vectorizer.vector_loop(e, loop, outer, registers, partials)
-    if done < n and registers and n > IN_ORDER:
+    if done < n and any(st.mode in ORDERED for st in registers) and n > IN_ORDER:
         partials = _partials_in_rows(e, loop, outer, registers, partials)
     elif done < n:
         partials = [[r] for r in _in_order(e, loop, outer, in_memory, registers, [p[0] for p in partials])]
@@ -264,7 +267,8 @@ def _in_order(
     running: list[ir.Value],
 ) -> list[ir.Value]:
     """A scalar loop over the innermost axis carrying one running value per register
-    reduction (for axes of at most IN_ORDER iterations: the partials order, with less code)."""
+    reduction: the partials order for axes of at most IN_ORDER iterations, and for max and
+    min (whose value no order changes), with less code."""
 
     def body(i: ir.Value, running: list[ir.Value]) -> list[ir.Value]:
         values = _emit_body(e, loop, [*outer, i])

@@ -85,10 +85,21 @@ def sessions() -> dict[str, JitSession]:
 
 
 def with_lanes(session: JitSession, lanes: int, monkeypatch: pytest.MonkeyPatch) -> JitSession:
-    """`session` vectorising every loop with `lanes`-lane vectors, whatever this CPU has."""
+    """`session` vectorising with `lanes`-lane vectors (1: none), whatever this CPU has."""
     forced = vecloop.ExplicitVectors({"float32": lanes, "float64": lanes}, session._vectors.functions)
     monkeypatch.setattr(session, "_vectors", forced)
     return session
+
+
+def gathered(mode: str, dtype: str, n: int, m: int = 50, rows: int = 3) -> KernelProgram:
+    """out[r] (mode)= x[r, idx[i]] for i < n: a gather, so no explicit vectors (scalar rows)."""
+    return KernelProgram(
+        (Buffer("int64", n, "input"), Buffer(dtype, rows * m, "input"), Buffer(dtype, rows, "output")),
+        (Fill(2, FILL[mode]),
+         Loop((rows, n), dtype, (Access(0, 0, (0, 1)), Access(1, 0, (m, 0))),
+              (Instr("load", load=0), Instr("gather", (0,), load=1, stride=1, bound=m)),
+              (Store(Access(2, 0, (1, 0)), 1, mode),))),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- tests
@@ -107,17 +118,33 @@ def test_every_path_adds_in_the_same_partials(sessions, path: str, dtype: str, m
             np.testing.assert_array_equal(out, [in_order(mode, x.dtype.type(FILL[mode]), row) for row in x])
 
 
-@pytest.mark.parametrize("lanes", [2, 4, 8, 16])
+@pytest.mark.parametrize("lanes", [1, 2, 4, 8, 16])
+@pytest.mark.parametrize("path", ["llvm", "explicit"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_the_order_does_not_depend_on_the_vector_width(monkeypatch, lanes: int, dtype: str) -> None:
-    """What AVX2 (8 float32 lanes) and AVX-512 (16) machines compute, here on one machine."""
-    session = with_lanes(JitSession(explicit_vector_body=0), lanes, monkeypatch)
+def test_the_order_does_not_depend_on_the_vector_width(monkeypatch, lanes: int, path: str, dtype: str):
+    """What AVX2 (8 float32 lanes) and AVX-512 (16) machines compute, here on one machine;
+    without vectors (1 lane) the scalar rows of partials, which LLVM's vectoriser takes."""
+    session = with_lanes(JitSession(**SESSIONS[path]), lanes, monkeypatch)
     for mode in MODES:
         xs = [operands(mode, dtype, (3, n), seed=n) for n in LENGTHS]
         compiled = session.compile(reductions(mode, dtype, LENGTHS))
-        assert f"<{lanes} x {'float' if dtype == 'float32' else 'double'}>" in compiled.llvm_ir
+        vector = f"<{lanes} x {'float' if dtype == 'float32' else 'double'}>"
+        assert (vector in compiled.llvm_ir) == (lanes > 1 and (path == "explicit" or mode in ("sum", "prod")))
         for x, out in zip(xs, compiled(xs)):
             np.testing.assert_array_equal(out, [partials_order(mode, row) for row in x])
+
+
+@pytest.mark.parametrize("path", list(SESSIONS))
+@pytest.mark.parametrize("mode", MODES)
+def test_scalar_rows_of_partials(sessions, path: str, mode: str) -> None:
+    """Loops the emitter cannot vectorise (a gather) keep their partials in scalar rows."""
+    rng = np.random.default_rng(3)
+    for dtype in ("float32", "float64"):
+        for n in (5, 16, 37, 1000):
+            x = operands(mode, dtype, (3, 50), seed=n)
+            idx = rng.integers(-50, 50, n)
+            (out,) = sessions[path].compile(gathered(mode, dtype, n))([idx, x])
+            np.testing.assert_array_equal(out, [partials_order(mode, row[idx]) for row in x])
 
 
 @pytest.mark.parametrize("path", ["llvm", "explicit"])
