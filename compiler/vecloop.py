@@ -1,6 +1,7 @@
 """Explicit vector loops: the innermost loop of a big kernel body emitted with
 `<lanes x double>` values, so LLVM's loop vectoriser (superlinear in body size)
-need not run.
+need not run; and, in any program, loops with a sum or product along their innermost
+axis, whose partials LLVM's vectoriser handled badly.
 
 `ExplicitVectors` plugs into `emit.emit_program` as its `vectorizer`. It takes an
 innermost loop when every load and store can be done lane by lane in any order:
@@ -13,7 +14,7 @@ PARTIALS / lanes vectors, lane k of the t-th vector being partial t * lanes + k,
 math (in loops not taken) calls the same libmvec functions as vectors (`call_math`). A
 body longer than CHUNK instructions becomes calls to functions of CHUNK instructions
 each, which pass values through stack slots (code generation stays linear in size).
-Imports `.emit`, `.opcode_ir`, `.program` and `llvmlite.ir`.
+Imports `.emit`, `.opcode_ir`, `.program`, `.vecmath` and `llvmlite.ir`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .opcode_ir import (
     store_element,
 )
 from .program import Access, Loop, Store
+from .vecmath import FUNCTIONS
 
 
 @dataclass(frozen=True)
@@ -104,37 +106,44 @@ class ExplicitVectors:
         partials: list[list[ir.Value]],
     ) -> tuple[int, list[list[ir.Value]]]:
         """Emit the innermost axis as vectors, folding into the PARTIALS partials of each
-        register reduction in `registers`: a loop over whole vectors, then one partial vector
-        for the remaining iterations (its padding lanes are computed, never stored or
-        reduced). Return the number of iterations done (0 when the loop is not taken, else
-        all of them) and the partials after them."""
+        register reduction in `registers`: a loop over whole vectors (`_copies` at a time
+        when only reductions come here), then the vectors left, the last one partial (its
+        padding lanes are computed, never stored or reduced). Return the number of
+        iterations done (0 when the loop is not taken, else all of them) and the partials
+        after them."""
         lanes, n = self.lanes.get(loop.dtype, 0), loop.shape[-1]
         ordered = any(st.mode in ORDERED for st in registers) and n > IN_ORDER
         if lanes < 2 or PARTIALS % lanes or not (self.every_loop or ordered) or not vectorizable(e, loop):
             return 0, partials
         in_memory = [st for st in loop.stores if not any(st is r for r in registers)]
         rows = PARTIALS // lanes  # vectors of partials per reduction
+        copies = 1 if self.every_loop else _copies(loop)
 
-        def iteration(it: _Iteration, carried: list[ir.Value]) -> list[ir.Value]:
-            """Fold into the first vector of partials of each reduction, and move it last:
-            the next vector of iterations folds into the next vector of partials."""
-            values = _vector_body(e, loop, it)
-            _vector_stores(e, loop, in_memory, values, it)
-            out = []
-            for k, st in enumerate(registers):
-                first, *rest = carried[k * rows : (k + 1) * rows]
-                out += [*rest, _fold(e, loop, st, first, values[st.value], it.valid)]
-            return out
+        def iterations(its: list[_Iteration], carried: list[ir.Value]) -> list[ir.Value]:
+            """Bodies for `its` (instruction by instruction), then per vector in order its
+            stores and its folds into the first vector of partials of each reduction, which
+            moves last: the next vector of iterations folds into the next vector of partials."""
+            for it, values in zip(its, _vector_bodies(e, loop, its)):
+                _vector_stores(e, loop, in_memory, values, it)
+                out = []
+                for k, st in enumerate(registers):
+                    first, *rest = carried[k * rows : (k + 1) * rows]
+                    out += [*rest, _fold(e, loop, st, first, values[st.value], it.valid)]
+                carried = out
+            return carried
 
         def whole(i: ir.Value, carried: list[ir.Value]) -> list[ir.Value]:
-            return iteration(_Iteration(outer, i, lanes, lanes), carried)
+            at = [i if c == 0 else e.b.add(i, ir.Constant(I64, c * lanes)) for c in range(copies)]
+            return iterations([_Iteration(outer, j, lanes, lanes) for j in at], carried)
 
         carried = [_pack(e.b, p[t * lanes : (t + 1) * lanes]) for p in partials for t in range(rows)]
-        count = n // lanes * lanes
+        count = n // (lanes * copies) * lanes * copies
         if count:
-            carried = counted_loop(e.b, count, carried, whole, step=lanes)
-        if count < n:
-            carried = iteration(_Iteration(outer, ir.Constant(I64, count), lanes, n - count), carried)
+            carried = counted_loop(e.b, count, carried, whole, step=lanes * copies)
+        if count < n:  # the vectors after the last loop iteration, the last one partial
+            starts = range(count, n, lanes)
+            left = [_Iteration(outer, ir.Constant(I64, i), lanes, min(lanes, n - i)) for i in starts]
+            carried = iterations(left, carried)
         turns = (n // -lanes) % rows  # after ceil(n / lanes) moves, partials 0 .. lanes - 1 are here
         return n, [_unpack(e.b, carried[k * rows : (k + 1) * rows], turns) for k in range(len(registers))]
 
@@ -194,14 +203,16 @@ def _splat(b: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
     )
 
 
-def _vector_body(e: EmitContext, loop: Loop, it: _Iteration) -> list[ir.Value]:
-    """The SSA body for the iterations `it`, one vector per instruction (a body longer
-    than CHUNK as calls to pieces: `_chunked_body`)."""
+def _vector_bodies(e: EmitContext, loop: Loop, its: list[_Iteration]) -> list[list[ir.Value]]:
+    """The SSA body for each of `its`, one vector per instruction, emitted instruction by
+    instruction (so that the copies' chains run side by side); a body longer than CHUNK as
+    calls to pieces (`_chunked_body`), one iteration after the other."""
     if len(loop.body) > CHUNK:
-        return _chunked_body(e, loop, it)
-    values: list[ir.Value] = []
+        return [_chunked_body(e, loop, it) for it in its]
+    values: list[list[ir.Value]] = [[] for _ in its]
     for k in range(len(loop.body)):
-        values.append(_vector_instr(e, loop, k, [values[a] for a in loop.body[k].args], it))
+        for it, vs in zip(its, values):
+            vs.append(_vector_instr(e, loop, k, [vs[a] for a in loop.body[k].args], it))
     return values
 
 
@@ -213,6 +224,24 @@ def _vector_instr(e: EmitContext, loop: Loop, k: int, args: list[ir.Value], it: 
         return ir.Constant(ty, [ins.value] * it.lanes)
     return EMITTERS[ins.op](e, args)
 
+
+# Vectors per loop iteration, when only reductions come here (short bodies, which LLVM's own
+# vectoriser interleaved), for a body whose math calls mostly depend on one another: two
+# chains of calls in flight at once (the W4 chain, K = 10: 36 ns/element with one vector,
+# 29 with two). Independent calls overlap anyway, and two copies spill more (W2: 1.72 ns/element
+# with one, 1.82 with two).
+INTERLEAVE = 2
+CALLS = frozenset(base for base, _ in FUNCTIONS.values())
+
+
+def _copies(loop: Loop) -> int:
+    """INTERLEAVE if the longest chain of dependent math calls in the body holds at least
+    half of its calls, else 1."""
+    depth: list[int] = []
+    for ins in loop.body:
+        depth.append(max((depth[a] for a in ins.args), default=0) + (ins.op in CALLS))
+    calls = sum(ins.op in CALLS for ins in loop.body)
+    return INTERLEAVE if calls and 2 * max(depth, default=0) >= calls else 1
 
 # Instructions per piece of a long body. LLVM's code generator is superlinear in the size
 # of a basic block with many values live across calls (register allocation: a body of

@@ -134,6 +134,30 @@ def test_the_order_does_not_depend_on_the_vector_width(monkeypatch, lanes: int, 
             np.testing.assert_array_equal(out, [partials_order(mode, row) for row in x])
 
 
+def sin_and_its_sum(dtype: str, lengths: tuple[int, ...]) -> KernelProgram:
+    """Per length n: y_n = sin(x_n), and total_n += sin(x_n) (a chain of calls: interleaved)."""
+    buffers, steps = [], []
+    body = (Instr("load", load=0), Instr("sin", (0,)))
+    for k, n in enumerate(lengths):
+        buffers += [Buffer(dtype, n, "input"), Buffer(dtype, n, "output"), Buffer(dtype, 1, "output")]
+        x = (Access(3 * k, 0, (1,)),)
+        steps += [Loop((n,), dtype, x, body, (Store(Access(3 * k + 1, 0, (1,)), 1),)),
+                  Loop((n,), dtype, x, body, (Store(Access(3 * k + 2, 0, (0,)), 1, "sum"),))]  # fmt: skip
+    return KernelProgram(tuple(buffers), tuple(steps))
+
+
+@pytest.mark.parametrize("path", list(SESSIONS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_vectors_of_a_chain_of_calls_keep_the_order(sessions, path: str, dtype: str) -> None:
+    """Two vectors per iteration (vecloop._copies) fold in the order one at a time would."""
+    program = sin_and_its_sum(dtype, LENGTHS)
+    assert vecloop._copies(program.steps[1]) == vecloop.INTERLEAVE
+    xs = [operands("sum", dtype, (n,), seed=n) for n in LENGTHS]
+    outputs = sessions[path].compile(program)(xs)
+    for n, values, total in zip(LENGTHS, outputs[::2], outputs[1::2]):
+        np.testing.assert_array_equal(total, [partials_order("sum", values)], err_msg=f"n = {n}")
+
+
 @pytest.mark.parametrize("path", list(SESSIONS))
 @pytest.mark.parametrize("mode", MODES)
 def test_scalar_rows_of_partials(sessions, path: str, mode: str) -> None:
