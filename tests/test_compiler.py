@@ -1026,6 +1026,35 @@ def test_long_loop_bodies_are_vectorised_and_emitted_in_bounded_pieces() -> None
 # ---------------------------------------------------------------- code quality and lifetime
 
 
+COVERED = [  # (loop shape, store access, buffer size) -> is every element written?
+    ((10,), Access(0, 0, (1,)), 10, True),
+    ((5, 7), Access(0, 0, (1, 5)), 35, True),  # a transposed store
+    ((3, 5), Access(0, 0, (0, 1)), 5, True),  # the same row, three times
+    ((4, 1), Access(0, 0, (1, 99)), 4, True),  # extent 1: its stride never moves
+    ((9,), Access(0, 1, (1,)), 10, False),  # offset: element 0 is missed
+    ((5,), Access(0, 0, (2,)), 10, False),  # every other element
+    ((10,), Access(0, 9, (-1,)), 10, False),  # reversed: not recognised (zeroed, to be safe)
+    ((0, 5), Access(0, 0, (5, 1)), 5, False),  # the loop never runs
+]
+
+
+@pytest.mark.parametrize("shape, access, size, covered", COVERED)
+def test_overwritten_outputs(shape, access, size, covered) -> None:
+    from symgrad.compiler.check import overwritten_outputs
+
+    def program(*steps, mode="assign", loads=()):
+        out = Store(Access(1, access.offset, access.strides), 0, mode)
+        x = Access(0, 0, (0,) * len(shape))
+        body = loop(shape, "float64", [x, *loads], [Instr("load", load=0)], [out])
+        buffers = (Buffer("float64", 1, "input"), Buffer("float64", size, "output"))
+        return KernelProgram(buffers, (*steps, body))
+
+    assert overwritten_outputs(program()) == ({1} if covered else set())
+    assert overwritten_outputs(program(Fill(1, 0.0))) == {1}  # a Fill comes first
+    assert not overwritten_outputs(program(mode="sum"))  # accumulating reads
+    assert not overwritten_outputs(program(loads=[Access(1, 0, (0,) * len(shape))]))  # the loop reads it
+
+
 def test_elementwise_add_is_vectorised(session: JitSession) -> None:
     compiled = session.compile(elementwise("add", "float64", 1000), name="vadd")
     assert "<4 x double>" in compiled.optimized_ir or "<8 x double>" in compiled.optimized_ir
