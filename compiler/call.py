@@ -2,7 +2,7 @@
 
 Owns input validation, output/temp allocation, the pointer array passed to
 `i32 @name(ptr buffers, ptr error)` and turning its status into exceptions.
-Imports numpy, ctypes, `.program` and `.fastcall` (the native entry points).
+Imports numpy, ctypes, `.program`, `.check` and `.fastcall` (the native entry points).
 A CompiledProgram holds the `NativeFunction` owning its machine code (so the code
 lives exactly as long as something can call it) and its session as an opaque
 reference (for assembly listings and fast entries).
@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import fastcall
+from .check import overwritten_outputs
 from .program import KernelProgram
 
 _ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
@@ -73,8 +74,9 @@ class CompiledProgram:
         self._checks_indices = any(b.dtype == "int64" for b in program.buffers)
         buffers = list(enumerate(program.buffers))
         self._inputs = [(k, np.dtype(b.dtype), b.size) for k, b in buffers if b.kind == "input"]
+        overwritten = overwritten_outputs(program)
         self._allocated = [
-            (k, np.dtype(b.dtype), b.size, b.kind == "output")
+            (k, np.dtype(b.dtype), b.size, b.kind == "output", np.empty if k in overwritten else np.zeros)
             for k, b in buffers
             if b.kind != "input"
         ]
@@ -102,8 +104,8 @@ class CompiledProgram:
             pointers[k] = data_pointer(array)
         outputs: list[np.ndarray] = []
         temps: list[np.ndarray] = []  # listed only to outlive the native call
-        for k, dtype, size, is_output in self._allocated:
-            array = np.zeros(size, dtype)  # Fill steps do the real initialisation
+        for k, dtype, size, is_output, allocate in self._allocated:
+            array = allocate(size, dtype)  # zeros unless the program overwrites it first
             pointers[k] = data_pointer(array)
             (outputs if is_output else temps).append(array)
         error = _ERROR_RECORD() if self._checks_indices else None

@@ -1,6 +1,7 @@
 """Static checks: a KernelProgram that passes `check_program` never touches memory
 outside its buffers, whatever the loop indices (gathers and scatters are checked at
-run time against their `bound`, and statically for every index in [0, bound)).
+run time against their `bound`, and statically for every index in [0, bound)). Also
+which outputs the program overwrites whole before reading them (`overwritten_outputs`).
 
 Imports only `.program`.
 """
@@ -194,3 +195,54 @@ def _check_matmul(program: KernelProgram, mm: Matmul, where: str) -> None:
         (mm.b, mm.b_offset, mm.n, mm.b_batch_stride),
     ):
         _check_extent(program, buffer, offset, [stride * (mm.batch - 1)], rows * mm.k, where)
+
+
+# ---------------------------------------------------------------- coverage
+
+
+def overwritten_outputs(program: KernelProgram) -> frozenset[int]:
+    """Outputs whose first step writes every element without reading any: a Fill, or a
+    Loop that does not load the buffer, only assigns to it (no scatter) and has a store
+    that covers it. Their memory need not be zeroed before a run."""
+    found = set()
+    for k in program.of_kind("output"):
+        first = next((step for step in program.steps if k in _touched(step)), None)
+        if isinstance(first, Fill):
+            found.add(k)
+        elif isinstance(first, Loop) and _overwrites(program, first, k):
+            found.add(k)
+    return frozenset(found)
+
+
+def _touched(step: Fill | Loop | Matmul) -> set[int]:
+    if isinstance(step, Fill):
+        return {step.buffer}
+    if isinstance(step, Matmul):
+        return {step.a, step.b, step.out}
+    return {a.buffer for a in step.loads} | {st.access.buffer for st in step.stores}
+
+
+def _overwrites(program: KernelProgram, loop: Loop, buffer: int) -> bool:
+    stores = [st for st in loop.stores if st.access.buffer == buffer]
+    return (
+        all(a.buffer != buffer for a in loop.loads)
+        and all(st.mode == "assign" and st.index < 0 for st in stores)
+        and any(_covers(st.access, loop.shape, program.buffers[buffer].size) for st in stores)
+    )
+
+
+def _covers(access: Access, shape: tuple[int, ...], size: int) -> bool:
+    """Whether the access visits every element of a `size`-element buffer: offset 0 and the
+    moving axes, by increasing stride, laid out densely (stride 1, then the previous
+    stride times its extent, ...) over `size` elements."""
+    if size == 0:
+        return True
+    if math.prod(shape) == 0 or access.offset != 0:
+        return False
+    moving = sorted((stride, n) for stride, n in zip(access.strides, shape) if n > 1 and stride != 0)
+    dense = 1
+    for stride, n in moving:
+        if stride != dense:
+            return False
+        dense *= n
+    return dense == size

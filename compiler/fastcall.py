@@ -4,7 +4,7 @@ Owns the entry's specification, its IR text (with the process facts of `.pylayou
 baked in) and the builtin object, whose `self` keeps the machine code of the entry
 and of its kernel alive. The kernel's address and the program's name are read from
 two globals set after loading, so programs with the same buffers share one entry IR
-(and the session compiles it once). Imports numpy, ctypes, `.program` and `.pylayout`; code is
+(and the session compiles it once). Imports numpy, ctypes, `.program`, `.check` and `.pylayout`; code is
 added through the session's `add_ir`.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .check import overwritten_outputs
 from .program import KernelProgram, Matmul
 from .pylayout import Layout, MethodDef, layout, python_function
 
@@ -52,7 +53,7 @@ class EntrySpec:
     kernel: int  # address of `i32 kernel(ptr buffers, ptr error)`
     n_buffers: int
     inputs: tuple[ArgSpec, ...]
-    outputs: tuple[tuple[int, int, tuple[int, ...]], ...]  # (buffer, type number, shape)
+    outputs: tuple[tuple[int, int, tuple[int, ...], bool], ...]  # (buffer, type number, shape, zeroed)
     temps: tuple[tuple[int, int], ...]  # (buffer, bytes)
     release_gil: bool
 
@@ -266,21 +267,23 @@ class _EntryWriter:
         self.label(f"{name}.ok")
 
     def allocate(self) -> None:
-        """Temps with calloc, outputs with PyArray_Zeros (zeroed, as np.zeros in __call__)."""
+        """Temps with calloc, outputs with PyArray_Zeros or, when the program overwrites them
+        first, PyArray_Empty (as np.zeros and np.empty in __call__)."""
         self.label("allocate")
         for i, (buffer, nbytes) in enumerate(self.spec.temps):
             memory = self.call("ptr", "calloc", f"i64 {max(nbytes, 1)}, i64 1")
             self.store(memory, "%temps", i)
             self.store(memory, "%buffers", buffer)
             self.null_check(memory, f"temp{i}", "no_memory")
-        for i, (buffer, type_num, shape) in enumerate(self.spec.outputs):
+        for i, (buffer, type_num, shape, zeroed) in enumerate(self.spec.outputs):
             descr = self.call("ptr", "PyArray_DescrFromType", f"i32 {type_num}")
             self.null_check(descr, f"out{i}.descr", "fail")
             dims = self.constant("dims", f"[{max(len(shape), 1)} x i64]",
                                  f"[{', '.join(f'i64 {d}' for d in shape) or 'i64 0'}]")  # fmt: skip
-            array = self.call("ptr", "PyArray_Zeros", f"i32 {len(shape)}, ptr {dims}, ptr {descr}, i32 0")
+            make = "PyArray_Zeros" if zeroed else "PyArray_Empty"
+            array = self.call("ptr", make, f"i32 {len(shape)}, ptr {dims}, ptr {descr}, i32 0")
             self.store(array, "%outs", i)
-            self.null_check(array, f"out{i}", "fail")  # PyArray_Zeros stole the descr either way
+            self.null_check(array, f"out{i}", "fail")  # the descr was stolen either way
             self.store(self.field(array, "data", "ptr"), "%buffers", buffer)
         self.emit("br label %kernel")
         self.label("no_memory")
@@ -399,9 +402,10 @@ def entry_spec(
         form = f"of {buffer.size} elements" if shape is None else f"of shape {shape}"
         expected = f"a C-contiguous, aligned {buffer.dtype} array {form}"
         inputs.append(ArgSpec(position, k, _type_nums(np.dtype(buffer.dtype)), shape, buffer.size, expected))
+    overwritten = overwritten_outputs(program)
     outputs = tuple(
         (k, np.dtype(program.buffers[k].dtype).num,
-         (program.buffers[k].size,) if output_shapes is None else output_shapes[i])
+         (program.buffers[k].size,) if output_shapes is None else output_shapes[i], k not in overwritten)
         for i, k in enumerate(program.of_kind("output"))
     )  # fmt: skip
     temps = tuple((k, b.size * np.dtype(b.dtype).itemsize) for k, b in enumerate(program.buffers)

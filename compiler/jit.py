@@ -189,7 +189,8 @@ class JitSession:
         program no IR optimisation (its pipeline would cost milliseconds to save nanoseconds)."""
         bodies = [len(step.body) for step in program.steps if isinstance(step, Loop)]
         explicit = max(bodies, default=0) > self.explicit_vector_body
-        llvm_ir = str(emit_program(program, symbol, self._vectors if explicit else None, checked=True))
+        vectors = self._vectors if explicit else self._vectors.reductions_only()
+        llvm_ir = str(emit_program(program, symbol, vectors, checked=True))
         return self._codegen(llvm_ir, symbol, explicit, optimize=_work(program) > self.tiny_work)
 
     # ------------------------------------------------------------ IR and objects

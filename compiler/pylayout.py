@@ -25,7 +25,7 @@ ASSUMED = dict(
     c_contiguous=0x0001, aligned=0x0100,  # NPY_ARRAY_* flag bits
 )  # fmt: skip
 NUMPY_API = {"PyArray_GetNDArrayCVersion": 0, "PyArray_Type": 2, "PyArray_DescrFromType": 45,
-             "PyArray_Zeros": 183}  # fmt: skip
+             "PyArray_Zeros": 183, "PyArray_Empty": 184}  # fmt: skip
 NUMPY_ABI_VERSIONS = (0x01000009, 0x02000000)  # numpy 1.x and 2.x: the indices above hold in both
 CPYTHON_API = (
     "PyErr_Format", "PyErr_NoMemory", "PyType_IsSubtype", "PyObject_GetAttrString",
@@ -129,15 +129,15 @@ def _verify_numpy_api(addresses: dict[str, int]) -> None:
     _check(addresses["PyArray_Type"] == id(np.ndarray), "numpy C-API table (PyArray_Type)")
     descr_from_type = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_int)(addresses["PyArray_DescrFromType"])
     new_descr = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_int)(addresses["PyArray_DescrFromType"])
-    zeros = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)(
-        addresses["PyArray_Zeros"]
-    )
+    maker = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
     for dtype in map(np.dtype, ("float32", "float64", "int64")):
         _check(descr_from_type(dtype.num) is dtype, "PyArray_DescrFromType")
         dims = (ctypes.c_ssize_t * 2)(2, 3)
-        made = zeros(2, ctypes.addressof(dims), new_descr(dtype.num), 0)  # the descr is stolen
-        _check(type(made) is np.ndarray and made.shape == (2, 3) and made.dtype == dtype
-               and not made.any() and made.flags.c_contiguous, "PyArray_Zeros")  # fmt: skip
+        for name in ("PyArray_Zeros", "PyArray_Empty"):  # (nd, dims, descr, fortran)
+            made = maker(addresses[name])(2, ctypes.addressof(dims), new_descr(dtype.num), 0)  # descr stolen
+            _check(type(made) is np.ndarray and made.shape == (2, 3) and made.dtype == dtype
+                   and made.flags.c_contiguous and made.flags.owndata, name)  # fmt: skip
+            _check(name != "PyArray_Zeros" or not made.any(), name)
 
 
 def _verify_layout() -> Layout:

@@ -153,7 +153,7 @@ def annotate(llvm_ir: str, library: VectorLibrary) -> str:
         return llvm_ir
     used = [library.variants[scalar][-1] for scalar in groups]
     lines = [text.rstrip("\n"), ""]
-    lines += [v.declaration() for v in used]
+    lines += [v.declaration() for v in used if not _declared(text, v.symbol)]  # vecloop may call it too
     lines += [_wrapper(v) for v in used]
     for v in used:
         mapping = f"_ZGV_LLVM_N{v.lanes}{'v' * v.arity}_{WRAPPER}{v.scalar}({v.symbol})"
@@ -166,6 +166,10 @@ def annotate(llvm_ir: str, library: VectorLibrary) -> str:
         'section "llvm.metadata"'
     )
     return "\n".join(lines) + "\n"
+
+
+def _declared(llvm_ir: str, symbol: str) -> bool:
+    return re.search(rf'^declare [^\n]*@"?{re.escape(symbol)}"?\(', llvm_ir, re.M) is not None
 
 
 def _wrapper(v: Variant) -> str:

@@ -107,18 +107,50 @@ def run_instr(loop: Loop, ins: Instr, idx, vals: list, bufs: list[np.ndarray]) -
     return scalar_op(ins.op, ty, [vals[k] for k in ins.args])
 
 
+PARTIALS = 16  # the register reduction order (compiler/emit.py), restated here as the spec
+IDENTITY = {"sum": -0.0, "prod": 1.0, "max": -np.inf, "min": np.inf}
+
+
+def in_partials(loop: Loop, st: Store) -> bool:
+    """Whether `st` reduces along the innermost axis into a buffer nothing else in the loop
+    touches: then the compiled code sums into PARTIALS partials, combined pairwise."""
+    others = [a.buffer for a in loop.loads] + [s.access.buffer for s in loop.stores if s is not st]
+    return st.mode != "assign" and st.index < 0 and st.access.strides[-1] == 0 and st.access.buffer not in others
+
+
+def pairwise(values: list, fold) -> object:
+    """[a, b, c, d, e] -> [a.b, c.d, e] -> [(a.b).(c.d), e] -> ..."""
+    while len(values) > 1:
+        pairs = [fold(a, b) for a, b in zip(values[::2], values[1::2])]
+        values = pairs + values[2 * len(pairs) :]
+    return values[0]
+
+
 def run_loop(loop: Loop, bufs: list[np.ndarray]) -> None:
     ty = np.dtype(loop.dtype).type
+    partials: dict[tuple[int, int], list] = {}  # (store, buffer element) -> partial values
+    n = loop.shape[-1] if loop.shape else 1
     for idx in np.ndindex(*loop.shape):
         vals: list = []
         for ins in loop.body:
             vals.append(run_instr(loop, ins, idx, vals, bufs))
-        for st in loop.stores:
+        for s, st in enumerate(loop.stores):
             buf, k = bufs[st.access.buffer], element(st.access, idx)
             if st.index >= 0:
                 k += checked(vals[st.index], st.bound) * st.index_stride
             value = vals[st.value]
-            buf[k] = value if st.mode == "assign" else ACCUMULATE[st.mode](ty(buf[k]), value)
+            if st.mode == "assign":
+                buf[k] = value
+            elif loop.shape and in_partials(loop, st):
+                parts = partials.setdefault((s, k), [buf[k]] + [buf.dtype.type(IDENTITY[st.mode])] * (PARTIALS - 1))
+                j = idx[-1] % PARTIALS
+                parts[j] = buf.dtype.type(ACCUMULATE[st.mode](ty(parts[j]), value))
+                if idx[-1] == n - 1:  # the row is done
+                    fold = lambda a, b: buf.dtype.type(ACCUMULATE[st.mode](ty(a), ty(b)))  # noqa: E731
+                    buf[k] = pairwise(parts[: min(n, PARTIALS)], fold)
+                    del partials[(s, k)]
+            else:
+                buf[k] = ACCUMULATE[st.mode](ty(buf[k]), value)
 
 
 def matrix(buf: np.ndarray, offset: int, rows: int, cols: int, trans: bool) -> np.ndarray:
@@ -866,7 +898,7 @@ def long_reduce(mode: str, dtype: str, strides, size: int, loop_dtype: str = "")
 @pytest.mark.parametrize("mode", ["sum", "prod", "max", "min"])
 @pytest.mark.parametrize("strides, size", [((1, 0), 3), ((0, 1), 203), ((0, 0), 1)])
 def test_vectorised_reductions_keep_the_order(any_session, mode, dtype, loop_dtype, strides, size):
-    # Reductions stay in iteration order (no fast-math), so results are bit-identical.
+    # Every path sums in the same partials (no fast-math), so results are bit-identical.
     rng = np.random.default_rng(9)
     x = rng.uniform(0.99, 1.01, LONG) if mode == "prod" else rng.normal(size=LONG)
     x[1, 100] = np.nan if mode in ("max", "min") else x[1, 100]
@@ -994,6 +1026,35 @@ def test_long_loop_bodies_are_vectorised_and_emitted_in_bounded_pieces() -> None
 # ---------------------------------------------------------------- code quality and lifetime
 
 
+COVERED = [  # (loop shape, store access, buffer size) -> is every element written?
+    ((10,), Access(0, 0, (1,)), 10, True),
+    ((5, 7), Access(0, 0, (1, 5)), 35, True),  # a transposed store
+    ((3, 5), Access(0, 0, (0, 1)), 5, True),  # the same row, three times
+    ((4, 1), Access(0, 0, (1, 99)), 4, True),  # extent 1: its stride never moves
+    ((9,), Access(0, 1, (1,)), 10, False),  # offset: element 0 is missed
+    ((5,), Access(0, 0, (2,)), 10, False),  # every other element
+    ((10,), Access(0, 9, (-1,)), 10, False),  # reversed: not recognised (zeroed, to be safe)
+    ((0, 5), Access(0, 0, (5, 1)), 5, False),  # the loop never runs
+]
+
+
+@pytest.mark.parametrize("shape, access, size, covered", COVERED)
+def test_overwritten_outputs(shape, access, size, covered) -> None:
+    from symgrad.compiler.check import overwritten_outputs
+
+    def program(*steps, mode="assign", loads=()):
+        out = Store(Access(1, access.offset, access.strides), 0, mode)
+        x = Access(0, 0, (0,) * len(shape))
+        body = loop(shape, "float64", [x, *loads], [Instr("load", load=0)], [out])
+        buffers = (Buffer("float64", 1, "input"), Buffer("float64", size, "output"))
+        return KernelProgram(buffers, (*steps, body))
+
+    assert overwritten_outputs(program()) == ({1} if covered else set())
+    assert overwritten_outputs(program(Fill(1, 0.0))) == {1}  # a Fill comes first
+    assert not overwritten_outputs(program(mode="sum"))  # accumulating reads
+    assert not overwritten_outputs(program(loads=[Access(1, 0, (0,) * len(shape))]))  # the loop reads it
+
+
 def test_elementwise_add_is_vectorised(session: JitSession) -> None:
     compiled = session.compile(elementwise("add", "float64", 1000), name="vadd")
     assert "<4 x double>" in compiled.optimized_ir or "<8 x double>" in compiled.optimized_ir
@@ -1001,11 +1062,31 @@ def test_elementwise_add_is_vectorised(session: JitSession) -> None:
     assert compiled.compile_seconds > 0
 
 
-def test_only_inner_reductions_accumulate_in_a_register(session: JitSession) -> None:
-    # The running sum is a loop-carried phi only when the innermost stride is 0.
-    carried = re.compile(r"phi\s+double")
-    assert carried.search(session.compile(reduction("float64", (1, 0), 5)).llvm_ir)
-    assert not carried.search(session.compile(reduction("float64", (0, 1), 7)).llvm_ir)
+@pytest.mark.parametrize("path", ["llvm", "explicit"])
+def test_vectors_spilled_around_math_calls_are_aligned(request, path: str) -> None:
+    # out = sin(x) * exp(y) + tanh(x * y): values live across calls, which save no vector
+    # register, so they are spilled; unaligned 64-byte spills straddle cache lines.
+    session = request.getfixturevalue({"llvm": "session"}.get(path, path))
+    prog = KernelProgram(
+        (Buffer("float32", 1000, "input"), Buffer("float32", 1000, "input"), Buffer("float32", 1000, "output")),
+        (loop((1000,), "float32", [Access(0, 0, (1,)), Access(1, 0, (1,))],
+              [Instr("load", load=0), Instr("load", load=1), Instr("sin", (0,)), Instr("exp", (1,)),
+               Instr("mul", (2, 3)), Instr("mul", (0, 1)), Instr("tanh", (5,)), Instr("add", (4, 6))],
+              [Store(Access(2, 0, (1,)), 7)]),),
+    )  # fmt: skip
+    compiled = session.compile(prog)
+    assert "alignstack(64)" in compiled.llvm_ir
+    assert re.search(r"vmovap[sd]\s+%[yz]mm\d+, \d*\(%rsp\)", compiled.asm)  # spills happen, aligned
+    assert not re.search(r"vmovup[sd]\s+[^\n]*\(%rsp\)", compiled.asm)
+    x, y = np.linspace(-2, 2, 1000, dtype=np.float32), np.linspace(1, -1, 1000, dtype=np.float32)
+    np.testing.assert_allclose(compiled([x, y])[0], np.sin(x) * np.exp(y) + np.tanh(x * y), rtol=1e-5, atol=1e-6)
+
+
+def test_inner_sums_are_vectorised_by_the_emitter(session: JitSession) -> None:
+    # A sum along the innermost axis: explicit vectors of partials before any optimisation
+    # (LLVM's vectoriser would vectorise across rows); along the outer axis: scalar code.
+    assert re.search(r"<(4|8) x double>", session.compile(reduction("float64", (1, 0), 5)).llvm_ir)
+    assert not re.search(r"x double>", session.compile(reduction("float64", (0, 1), 7)).llvm_ir)
 
 
 def test_fifty_programs_in_one_session() -> None:

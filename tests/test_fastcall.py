@@ -135,6 +135,35 @@ def test_reduction_with_fill(session: JitSession) -> None:
     assert_same(compiled.fast_entry([(3, 5)], [(3,)])(x), compiled([x.ravel()]), [(3,)])
 
 
+def partly_written(n: int) -> KernelProgram:
+    """out[0] = x[0] + x[1] (the rest of out is never written) and y = 2 x."""
+    buffers = (Buffer("float64", n, "input"), Buffer("float64", n, "output"), Buffer("float64", n, "output"))
+    first = loop((1,), "float64", [Access(0, 0, (0,)), Access(0, 1, (0,))],
+                 [load(0), load(1), Instr("add", (0, 1))], [Store(Access(1, 0, (0,)), 2)])  # fmt: skip
+    twice = loop((n,), "float64", [Access(0, 0, (1,))], [load(0), Instr("add", (0, 0))],
+                 [Store(Access(2, 0, (1,)), 1)])  # fmt: skip
+    return KernelProgram(buffers, (first, twice))
+
+
+def test_only_outputs_the_program_overwrites_skip_zeroing(session: JitSession) -> None:
+    """Whole-output assignments and Fills make zeroing pointless (it cost W2 0.5 ms at 1e6
+    float32); an output partly written keeps its zeros, through both call paths."""
+    n = 1 << 16
+    compiled = session.compile(partly_written(n), name="partly")
+    spec = fastcall.entry_spec(compiled.program, compiled.address, "partly", "s", (None, None))
+    assert [zeroed for *_, zeroed in spec.outputs] == [True, False]
+    ir_text = fastcall.entry_ir(spec)
+    assert ir_text.count("@api.PyArray_Zeros") == ir_text.count("@api.PyArray_Empty") == 2  # global + use
+    x = RNG.standard_normal(n)
+    for _ in range(3):  # freed outputs leave dirty memory behind for the next call's
+        slow, fast = compiled([x]), compiled.fast_entry()(x)
+        for out in (slow, list(fast)):
+            assert out[0][0] == x[0] + x[1] and not out[0][1:].any()
+            np.testing.assert_array_equal(out[1], 2 * x)
+    assert fastcall.entry_spec(sum_and_product(4), 0, "sp", "s", (None, None)).outputs[0][-1] is False
+    assert fastcall.entry_spec(row_sums(3, 5), 0, "rs", "s", (None, None)).outputs[0][-1] is False  # Fill
+
+
 def test_zero_dimensional(session: JitSession) -> None:
     compiled = session.compile(sum_and_product(1), name="scalar")
     x, y = np.array(3.0), np.array(4.0)

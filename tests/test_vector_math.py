@@ -197,6 +197,36 @@ def test_one_value_per_input(sessions: dict[str, JitSession], path: str, dtype: 
             assert same.all(), f"{op}{tuple(a[k] for a in args)}: {np.unique(got[k])} and {one[0]!r}"
 
 
+def sum_in_partials(values: np.ndarray) -> np.generic:
+    """A register sum's result (compiler/emit.py: 16 partials, then pairwise), from 0."""
+    partials = [np.add.accumulate(np.concatenate([[0.0], values[j::16]]).astype(values.dtype))[-1]
+                for j in range(min(len(values), 16))]  # fmt: skip
+    while len(partials) > 1:
+        pairs = [a + b for a, b in zip(partials[::2], partials[1::2])]
+        partials = pairs + partials[2 * len(pairs) :]
+    return partials[0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_emitter_vectors_and_llvm_vectors_in_one_program(sessions: dict[str, JitSession], dtype: str) -> None:
+    """out = f(x) (LLVM's vectoriser, through the annotated scalar call) and total += f(x)
+    (a sum: the emitter's vectors call the variant directly), for every mapped function:
+    the variant is declared once, and both loops compute the same values."""
+    n = 203
+    for op in OPS:
+        args = [a[:n] for a in case(op, dtype)[0]]
+        k = len(args)
+        body = tuple(Instr("load", load=j) for j in range(k)) + (Instr(op, tuple(range(k))),)
+        loads = tuple(Access(j, 0, (1,)) for j in range(k))
+        each = Loop((n,), dtype, loads, body, (Store(Access(k, 0, (1,)), k),))
+        total = Loop((n,), dtype, loads, body, (Store(Access(k + 1, 0, (0,)), k, "sum"),))
+        buffers = (*[Buffer(dtype, n, "input")] * k, Buffer(dtype, n, "output"), Buffer(dtype, 1, "output"))
+        compiled = sessions["libmvec"].compile(KernelProgram(buffers, (each, total)))
+        assert "call <" in compiled.llvm_ir  # the sum's loop, before any optimisation
+        values, got = compiled(args)
+        np.testing.assert_array_equal(got, [sum_in_partials(values)], err_msg=op)
+
+
 @pytest.mark.parametrize("path", ["libmvec", "explicit"])
 def test_constant_argument_of_a_vector_function(sessions: dict[str, JitSession], path: str) -> None:
     """pow(x, 2.5): LLVM may not specialise the scalar entry to the constant (its variant
