@@ -25,6 +25,8 @@ def _scalar_const(node: Node) -> Node | None:
 
 def fold_constants(node: Node) -> Node | None:
     """An elementwise op of constants is a constant (broadcast to the op's shape)."""
+    if any(i.op != "const" and i.op != "broadcast_to" for i in node.inputs):
+        return None  # (the common case, decided cheaply)
     if REGISTRY[node.op].kind != "elementwise":
         return None
     consts = [_scalar_const(i) for i in node.inputs]
@@ -37,7 +39,7 @@ def fold_constants(node: Node) -> Node | None:
 
 def drop_broadcasts(node: Node) -> Node | None:
     """op(broadcast_to(a), b) -> op(a, b) where implicit broadcasting gives the same shape."""
-    if REGISTRY[node.op].kind != "elementwise":
+    if all(i.op != "broadcast_to" for i in node.inputs) or REGISTRY[node.op].kind != "elementwise":
         return None
     inputs = list(node.inputs)
     for k, inp in enumerate(inputs):

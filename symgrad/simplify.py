@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .node import Node, const, topo_order
+from .node import Node, const, make, topo_order
 from .registry import apply, rebuild
 
 Pattern = Any
@@ -113,6 +113,19 @@ def build(template: Any, b: Bindings, like: Node, rewrite: Callable[[Node], Node
     return rewrite(apply(op, *(build(a, b, like, rewrite) for a in args)))
 
 
+def _rebuilt(node: Node, inputs: tuple[Node, ...]) -> Node:
+    """`rebuild(node, inputs)`, without the registry's shape and dtype rules when each new
+    input has the shape, dtype and constness of the one it replaces: those rules read
+    nothing else (a constant is weakly typed), so they would give the node's own. A
+    rewrite keeps shape and dtype (`_accept`), so this is the common case."""
+    for old, new in zip(node.inputs, inputs):
+        if old is not new and (
+            old.shape != new.shape or old.dtype != new.dtype or (old.op == "const") != (new.op == "const")
+        ):
+            return rebuild(node, inputs)
+    return make(node.op, inputs, node.attrs, node.shape, node.dtype)
+
+
 class Rewriter:
     """Applies passes (node -> node | None) and rules at every node until nothing fires."""
 
@@ -129,14 +142,11 @@ class Rewriter:
         order = topo_order(roots)
         self.stats.nodes_before += len(order)
         memo: dict[int, Node] = {}
+        rewrite = self.rewrite
         for node in order:
             if node.inputs:
-                inputs = tuple(memo[id(i)] for i in node.inputs)
-                if any(a is not b for a, b in zip(inputs, node.inputs)):
-                    node_ = rebuild(node, inputs)
-                else:
-                    node_ = node
-                memo[id(node)] = self.rewrite(node_)
+                inputs = tuple([memo[id(i)] for i in node.inputs])
+                memo[id(node)] = rewrite(node if inputs == node.inputs else _rebuilt(node, inputs))
             else:
                 memo[id(node)] = node
         result = [memo[id(r)] for r in roots]
