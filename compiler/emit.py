@@ -1,12 +1,12 @@
-"""LLVM IR emission: a KernelProgram becomes an `llvmlite.ir.Module` with
-`i32 @name(ptr buffers, ptr error)`.
+"""LLVM IR emission: a KernelProgram becomes a module (`.irtext`, printed as LLVM IR
+text) with `i32 @name(ptr buffers, ptr error)`.
 
 Owns loop nests (innermost axes with reductions in registers), store modes, the
 steps (loops, fills, Matmul batches whose gemm calls come from `.blas`) and the
 entry function; single values (the opcode table, addresses, loads and stores)
 come from `.opcode_ir`. An optional vectoriser (`.vecloop`) emits the leading
 iterations of innermost loops with explicit vectors. Imports `.opcode_ir`,
-`.program`, `.check`, `.blas` and `llvmlite.ir`; it knows nothing about targets
+`.program`, `.check`, `.blas` and `.irtext`; it knows nothing about targets
 or the JIT.
 """
 
@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from llvmlite import ir
+from . import irtext as ir
 
 from . import blas
 from .check import check_program

@@ -3,7 +3,7 @@ emitter per scalar opcode and per reducing store mode, element addresses (with t
 run-time index checks of gathers and scatters), loads, stores and conversions.
 
 `emit` builds loops, steps and functions from these; `vecloop` builds vector code.
-Imports `.program` and `llvmlite.ir`.
+Imports `.program` and `.irtext` (LLVM IR as text, with llvmlite.ir's interface).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from llvmlite import ir
+from . import irtext as ir
 
 from .program import OPCODES, Access, KernelProgram
 

@@ -12,7 +12,7 @@ iteration order, a reduction adds lane after lane, and scalar math (in loops not
 taken) calls the same libmvec functions as vectors (`call_math`). A
 body longer than CHUNK instructions becomes calls to functions of CHUNK instructions
 each, which pass values through stack slots (code generation stays linear in size).
-Imports `.emit`, `.opcode_ir`, `.program` and `llvmlite.ir`.
+Imports `.emit`, `.opcode_ir`, `.program` and `.irtext`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from llvmlite import ir
+from . import irtext as ir
 
 from .emit import accumulate, counted_loop
 from .opcode_ir import (
