@@ -191,7 +191,8 @@ def _chunked_body(e: EmitContext, loop: Loop, it: _Iteration) -> list[ir.Value]:
     that another piece (or a store) reads goes through a stack slot whose address the
     pieces share. Returns the values the stores need (None for the others)."""
     body = loop.body
-    crossing = {st.value for st in loop.stores}
+    stored = {st.value for st in loop.stores}
+    crossing = set(stored)
     for k, ins in enumerate(body):
         crossing.update(a for a in ins.args if a // CHUNK != k // CHUNK)
     crossing = {k for k in crossing if body[k].op != "const"}  # constants are made where used
@@ -205,7 +206,7 @@ def _chunked_body(e: EmitContext, loop: Loop, it: _Iteration) -> list[ir.Value]:
         e.b.call(piece, [slots, *it.outer, it.i, *e.bases])
     values: list = []
     for k, ins in enumerate(body):
-        if k in slot:
+        if k in stored and k in slot:  # (loading the others too would leave dead loads)
             values.append(_slot(e.b, slots, slot[k], ty))
         else:  # a constant, or a value no store reads (never asked for)
             values.append(_vector_instr(e, loop, k, [], it) if ins.op == "const" else None)
