@@ -31,6 +31,7 @@ from .call import CompiledProgram
 from .check import check_program
 from .diskcache import Entry
 from .emit import emit_program
+from .opcode_ir import EmitContext
 from .program import KernelProgram, Loop, Matmul
 
 log = logging.getLogger("symgrad")
@@ -186,11 +187,22 @@ class JitSession:
 
     def _build(self, program: KernelProgram, symbol: str) -> Entry:
         """Emit and compile `program`; a long loop body gets explicit vector loops, a tiny
-        program no IR optimisation (its pipeline would cost milliseconds to save nanoseconds)."""
+        program no IR optimisation (its pipeline would cost milliseconds to save nanoseconds).
+        Loops emitted in pieces (`vecloop.CHUNK`) are `optnone` code the pipeline leaves
+        alone, while its module passes still read all of it (about 40 ms per 1000 body
+        instructions): they count as no work here."""
         bodies = [len(step.body) for step in program.steps if isinstance(step, Loop)]
         explicit = max(bodies, default=0) > self.explicit_vector_body
         llvm_ir = str(emit_program(program, symbol, self._vectors if explicit else None, checked=True))
-        return self._codegen(llvm_ir, symbol, explicit, optimize=_work(program) > self.tiny_work)
+        work = _work(program, self._in_pieces(program) if explicit else set())
+        return self._codegen(llvm_ir, symbol, explicit, optimize=work > self.tiny_work)
+
+    def _in_pieces(self, program: KernelProgram) -> set[int]:
+        """Steps whose loop the explicit vectoriser emits as calls to pieces."""
+        e = EmitContext(program, None, [], None)  # no builder: only asking vecloop
+        return {k for k, step in enumerate(program.steps)
+                if isinstance(step, Loop) and step.shape and len(step.body) > vecloop.CHUNK
+                and self._vectors.lanes.get(step.dtype, 0) >= 2 and vecloop.vectorizable(e, step)}  # fmt: skip
 
     # ------------------------------------------------------------ IR and objects
 
@@ -314,10 +326,13 @@ def _engine_with(object_code: bytes) -> llvm.ExecutionEngine:
     return engine
 
 
-def _work(program: KernelProgram) -> int:
-    """Loop-body instructions one run executes (a matmul counts as more than tiny)."""
+def _work(program: KernelProgram, skipped: set[int]) -> int:
+    """Loop-body instructions one run executes outside the `skipped` steps (a matmul counts
+    as more than tiny)."""
     total = 0
-    for step in program.steps:
+    for k, step in enumerate(program.steps):
+        if k in skipped:
+            continue
         if isinstance(step, Loop):
             total += math.prod(step.shape) * max(len(step.body), 1)
         elif isinstance(step, Matmul):

@@ -1055,3 +1055,19 @@ def test_tiny_programs_skip_the_ir_pipeline() -> None:
     assert re.search(r"<(4|8) x double>", session.compile(large, name="large").optimized_ir)
     x = np.arange(8.0)
     assert_same(small([x, x]), [2 * x])
+
+
+def test_loops_in_pieces_skip_the_ir_pipeline() -> None:
+    """A program whose work is all in loops emitted as `optnone` pieces gets no IR pipeline
+    (its body function stays a function of its own: nothing inlined it); a program with
+    more work besides does."""
+    session = JitSession()
+    pieces = session.compile(chain(1200), name="pieces")
+    assert re.search(r'define internal i32 @"?pieces\.body"?\(', pieces.optimized_ir)
+    busy = chain(1200)
+    more = loop((1000,), "float64", [Access(0, 0, (1,))], [Instr("load", load=0), Instr("sin", (0,))],
+                [Store(Access(2, 0, (1,)), 1)])  # fmt: skip
+    both = session.compile(KernelProgram(busy.buffers, (*busy.steps, more)), name="both")
+    assert not re.search(r'define internal i32 @"?both\.body"?\(', both.optimized_ir)
+    x = np.linspace(-2, 2, 1000)
+    assert_same(pieces([x]), JitSession(tiny_work=-1).compile(chain(1200), name="pieces")([x]))
