@@ -36,6 +36,7 @@ from .program import KernelProgram, Loop, Matmul
 
 log = logging.getLogger("symgrad")
 SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+TARGET_LINES = re.compile(r'^target (triple|datalayout) = "[^"]*"\n', re.M)
 NO_LIBMVEC_ENV = "SYMGRAD_NO_LIBMVEC"  # set to 1 to keep math scalar (libm) everywhere
 # LLVM's loop vectoriser takes time superlinear in the loop body (400 body
 # instructions: 0.14 s, 1000: 1 s, 3000: 6.5 s). Programs with a longer loop body
@@ -259,35 +260,42 @@ class JitSession:
         (nothing is loaded)."""
         with self._lock:  # one thread at a time uses the target machine
             start = time.perf_counter()
-            module = self._optimized(llvm_ir, explicit, optimize)
+            module, parsed = self._optimized(llvm_ir, explicit, optimize)
             object_code = self._target_machine.emit_object(module)
             self.stats.codegen += 1
             self.stats.codegen_seconds += time.perf_counter() - start
-        return Entry(symbol, object_code, llvm_ir, str(module))
+        # without a pipeline the optimised IR is the text parsed (not printed again: 0.5 s at 10 MB)
+        return Entry(symbol, object_code, llvm_ir, parsed if not optimize else str(module))
 
     def _load(self, entry: Entry) -> NativeFunction:
         """Load object code into a new engine (one at a time: symbol resolution is process-wide)."""
         with self._lock:
             return NativeFunction(entry)
 
-    def _optimized(self, llvm_ir: str, explicit: bool, optimize: bool = True) -> llvm.ModuleRef:
-        """Parse and optimise; explicit vector code skips LLVM's vectorisers. Scalar math
-        calls are routed through libmvec either way (one value per input in a program)."""
+    def _optimized(self, llvm_ir: str, explicit: bool, optimize: bool = True) -> tuple[llvm.ModuleRef, str]:
+        """The module parsed and optimised, and the text parsed (with this target's triple
+        and data layout); explicit vector code skips LLVM's vectorisers. Scalar math calls
+        are routed through libmvec either way (one value per input in a program)."""
         library = self.vector_library
         if library is not None and not explicit and "@llvm.compiler.used" not in llvm_ir:
             llvm_ir = vecmath.annotate(llvm_ir, library)
+        llvm_ir = self._targeted(llvm_ir)
         module = llvm.parse_assembly(llvm_ir)
-        module.triple = self._target_machine.triple
-        module.data_layout = str(self._target_machine.target_data)
         module.verify()
-        if not optimize:
-            return module
-        tuning = llvm.create_pipeline_tuning_options(speed_level=self.opt_level)
-        tuning.loop_vectorization = not explicit
-        tuning.slp_vectorization = not explicit
-        builder = llvm.create_pass_builder(self._target_machine, tuning)
-        builder.getModulePassManager().run(module, builder)
-        return module
+        if optimize:
+            tuning = llvm.create_pipeline_tuning_options(speed_level=self.opt_level)
+            tuning.loop_vectorization = not explicit
+            tuning.slp_vectorization = not explicit
+            builder = llvm.create_pass_builder(self._target_machine, tuning)
+            builder.getModulePassManager().run(module, builder)
+        return module, llvm_ir
+
+    def _targeted(self, llvm_ir: str) -> str:
+        """`llvm_ir` with this target's triple and data layout in its header."""
+        header = (f'target triple = "{self._target_machine.triple}"\n'
+                  f'target datalayout = "{self._target_machine.target_data}"\n')  # fmt: skip
+        text = TARGET_LINES.sub("", llvm_ir[:4096], count=2) + llvm_ir[4096:]
+        return header + text
 
     def _link_blas(self, symbol: str) -> None:
         """Make `symbol` (a gemm of numpy's OpenBLAS) resolvable for the engine, or raise."""
