@@ -36,6 +36,7 @@ from .program import KernelProgram, Loop, Matmul
 
 log = logging.getLogger("symgrad")
 SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+QUICK = "; compiled by the -O0 code generator (a tiny program)\n"  # heads such optimised IR
 TARGET_LINES = re.compile(r'^target (triple|datalayout) = "[^"]*"\n', re.M)
 NO_LIBMVEC_ENV = "SYMGRAD_NO_LIBMVEC"  # set to 1 to keep math scalar (libm) everywhere
 # LLVM's loop vectoriser takes time superlinear in the loop body (400 body
@@ -43,7 +44,8 @@ NO_LIBMVEC_ENV = "SYMGRAD_NO_LIBMVEC"  # set to 1 to keep math scalar (libm) eve
 # are vectorised by the emitter (`vecloop`) and optimised without it.
 EXPLICIT_VECTOR_BODY = 400
 # Programs doing at most this many loop-body instructions in all (2x2 examples, scalars)
-# skip LLVM's IR pipeline: ~5-10 ms of fixed cost, for a few nanoseconds per call.
+# skip LLVM's IR pipeline and get -O0 code generation: ~10 ms of fixed cost, for a few
+# nanoseconds per call.
 TINY_WORK = 64
 RECENT_OBJECTS = 64  # object code of add_ir kept per session: the same IR again is only loaded
 _process_options_set = False  # LLVM command-line options are process-wide
@@ -99,7 +101,7 @@ class JitSession:
     `explicit_vector_body`: programs with a loop body longer than this get explicit
     vector loops from the emitter instead of LLVM's loop vectoriser (0: always).
     `tiny_work`: programs executing at most this many loop-body instructions skip LLVM's
-    IR optimisation pipeline (-1: none does).
+    IR optimisation pipeline and get -O0 code generation (-1: none does).
     """
 
     def __init__(
@@ -117,33 +119,39 @@ class JitSession:
         self.explicit_vector_body = explicit_vector_body
         self.tiny_work = tiny_work
         self.stats = JitStats()
-        self._target_machine = self._host_machine()
+        self._cpu, self._features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+        self._target_machine = self._host_machine(self.opt_level)
+        self._quick: llvm.TargetMachine | None = None  # -O0 code generation, for tiny programs
         self._uses: dict[str, int] = {}  # kernel name -> programs named so (symbols stay unique)
         self._linked: dict[str, int] = {}  # external symbol -> address, checked once
         # cache key -> code still held somewhere: asking again shares it (and never keeps it)
         self._loaded: weakref.WeakValueDictionary[str, NativeFunction] = weakref.WeakValueDictionary()
         self._recent: OrderedDict[str, Entry] = OrderedDict()  # add_ir's IR digest -> object code
-        self._lock = threading.Lock()  # the target machine; loading into engines
+        self._lock = threading.Lock()  # the target machines; loading into engines
         self._cache_lock = threading.Lock()  # one cached compile at a time
         if vector_math is None:
             vector_math = os.environ.get(NO_LIBMVEC_ENV, "0") in ("", "0")
-        self.vector_library = _load_vector_library() if vector_math else None
-        features = llvm.get_host_cpu_features().flatten()
-        functions = self.vector_library.functions() if self.vector_library else {}
-        self._vectors = vecloop.ExplicitVectors(vecmath.vector_lanes(features), functions)
-        self._environment = self._environment_material(features)
+        self._vector_math = vector_math
         self.disk_cache = diskcache.DiskCache.open(cache_dir) if cache_dir is not None else None
 
-    def _host_machine(self) -> llvm.TargetMachine:
+    def _host_machine(self, opt_level: int) -> llvm.TargetMachine:
         target = llvm.Target.from_default_triple()
-        return target.create_target_machine(
-            cpu=llvm.get_host_cpu_name(),
-            features=llvm.get_host_cpu_features().flatten(),
-            opt=self.opt_level,
-            jit=True,
-        )
+        return target.create_target_machine(cpu=self._cpu, features=self._features, opt=opt_level, jit=True)
 
-    def _environment_material(self, features: str) -> dict[str, str]:
+    # What only some programs need is looked up when one first does (a first call pays for
+    # nothing else): libmvec and its variants, and the cache key's fixed part.
+
+    @functools.cached_property
+    def vector_library(self) -> vecmath.VectorLibrary | None:
+        return _load_vector_library() if self._vector_math else None
+
+    @functools.cached_property
+    def _vectors(self) -> vecloop.ExplicitVectors:
+        functions = self.vector_library.functions() if self.vector_library else {}
+        return vecloop.ExplicitVectors(vecmath.vector_lanes(self._features), functions)
+
+    @functools.cached_property
+    def _environment(self) -> dict[str, str]:
         """The part of every cache key that is fixed for this session."""
         library = self.vector_library
         return {
@@ -151,8 +159,8 @@ class JitSession:
             "llvmlite": llvmlite.__version__,
             "llvm": ".".join(map(str, llvm.llvm_version_info)),
             "triple": self._target_machine.triple,
-            "cpu": llvm.get_host_cpu_name(),
-            "features": features,
+            "cpu": self._cpu,
+            "features": self._features,
             "opt_level": str(self.opt_level),
             "explicit_vector_body": str(self.explicit_vector_body),
             "tiny_work": str(self.tiny_work),
@@ -188,15 +196,17 @@ class JitSession:
 
     def _build(self, program: KernelProgram, symbol: str) -> Entry:
         """Emit and compile `program`; a long loop body gets explicit vector loops, a tiny
-        program no IR optimisation (its pipeline would cost milliseconds to save nanoseconds).
+        program no IR optimisation and -O0 code generation (LLVM's pipelines would cost
+        milliseconds to save nanoseconds).
         Loops emitted in pieces (`vecloop.CHUNK`) are `optnone` code the pipeline leaves
         alone, while its module passes still read all of it (about 40 ms per 1000 body
         instructions): they count as no work here."""
         bodies = [len(step.body) for step in program.steps if isinstance(step, Loop)]
         explicit = max(bodies, default=0) > self.explicit_vector_body
         llvm_ir = str(emit_program(program, symbol, self._vectors if explicit else None, checked=True))
+        tiny = _work(program, set()) <= self.tiny_work
         work = _work(program, self._in_pieces(program) if explicit else set())
-        return self._codegen(llvm_ir, symbol, explicit, optimize=work > self.tiny_work)
+        return self._codegen(llvm_ir, symbol, explicit, optimize=work > self.tiny_work, quick=tiny)
 
     def _in_pieces(self, program: KernelProgram) -> set[int]:
         """Steps whose loop the explicit vectoriser emits as calls to pieces."""
@@ -255,17 +265,28 @@ class JitSession:
                 self._recent.popitem(last=False)
         return entry
 
-    def _codegen(self, llvm_ir: str, symbol: str, explicit: bool, optimize: bool = True) -> Entry:
+    def _codegen(self, llvm_ir: str, symbol: str, explicit: bool, optimize: bool = True,
+                 quick: bool = False) -> Entry:  # fmt: skip
         """Optimise textual IR (unless not `optimize`) and compile it to host object code
-        (nothing is loaded)."""
-        with self._lock:  # one thread at a time uses the target machine
+        (nothing is loaded); `quick`: with the -O0 code generator (about 1 ms instead of 6
+        for a tiny program; its optimised IR says so, for `assembly`)."""
+        with self._lock:  # one thread at a time uses the target machines
             start = time.perf_counter()
             module, parsed = self._optimized(llvm_ir, explicit, optimize)
-            object_code = self._target_machine.emit_object(module)
+            object_code = self._machine(quick).emit_object(module)
             self.stats.codegen += 1
             self.stats.codegen_seconds += time.perf_counter() - start
         # without a pipeline the optimised IR is the text parsed (not printed again: 0.5 s at 10 MB)
-        return Entry(symbol, object_code, llvm_ir, parsed if not optimize else str(module))
+        optimized = (QUICK + parsed if quick else parsed) if not optimize else str(module)
+        return Entry(symbol, object_code, llvm_ir, optimized)
+
+    def _machine(self, quick: bool) -> llvm.TargetMachine:
+        """The host machine, or its -O0 twin (made when first asked for); under `_lock`."""
+        if not quick:
+            return self._target_machine
+        if self._quick is None:
+            self._quick = self._host_machine(0)
+        return self._quick
 
     def _load(self, entry: Entry) -> NativeFunction:
         """Load object code into a new engine (one at a time: symbol resolution is process-wide)."""
@@ -276,9 +297,9 @@ class JitSession:
         """The module parsed and optimised, and the text parsed (with this target's triple
         and data layout); explicit vector code skips LLVM's vectorisers. Scalar math calls
         are routed through libmvec either way (one value per input in a program)."""
-        library = self.vector_library
-        if library is not None and not explicit and "@llvm.compiler.used" not in llvm_ir:
-            llvm_ir = vecmath.annotate(llvm_ir, library)
+        if not explicit and "@llvm.compiler.used" not in llvm_ir and _calls_math(llvm_ir):
+            library = self.vector_library
+            llvm_ir = vecmath.annotate(llvm_ir, library) if library is not None else llvm_ir
         llvm_ir = self._targeted(llvm_ir)
         module = llvm.parse_assembly(llvm_ir)
         module.verify()
@@ -306,9 +327,11 @@ class JitSession:
                 self._linked[symbol] = address
 
     def assembly(self, optimized_ir: str) -> str:
-        """Host assembly for already optimised IR (code generation only, nothing is loaded)."""
+        """Host assembly for already optimised IR (code generation only, nothing is loaded),
+        by the code generator that compiled it."""
         with self._lock:
-            return self._target_machine.emit_assembly(llvm.parse_assembly(optimized_ir))
+            machine = self._machine(optimized_ir.startswith(QUICK))
+            return machine.emit_assembly(llvm.parse_assembly(optimized_ir))
 
     def _unique_symbol(self, name: str) -> str:
         """`name`, then `name_1`, `name_2`... (one count per name, not a set of every symbol)."""
@@ -332,6 +355,11 @@ def _engine_with(object_code: bytes) -> llvm.ExecutionEngine:
     engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
     engine.finalize_object()
     return engine
+
+
+def _calls_math(llvm_ir: str) -> bool:
+    """Might the IR call a scalar math function (that libmvec has)?"""
+    return " = call double @" in llvm_ir or " = call float @" in llvm_ir
 
 
 def _work(program: KernelProgram, skipped: set[int]) -> int:

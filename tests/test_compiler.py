@@ -1071,3 +1071,17 @@ def test_loops_in_pieces_skip_the_ir_pipeline() -> None:
     assert not re.search(r'define internal i32 @"?both\.body"?\(', both.optimized_ir)
     x = np.linspace(-2, 2, 1000)
     assert_same(pieces([x]), JitSession(tiny_work=-1).compile(chain(1200), name="pieces")([x]))
+
+
+def test_tiny_programs_get_quick_code_generation() -> None:
+    """A tiny program is compiled by the -O0 code generator (its optimised IR says so, and
+    its assembly listing comes from that generator too); a larger one is not."""
+    from symgrad.compiler import jit
+
+    session = JitSession()
+    small = session.compile(elementwise("mul", "float64", 8), name="small")
+    large = session.compile(elementwise("mul", "float64", 4096), name="large")
+    assert small.optimized_ir.startswith(jit.QUICK) and not large.optimized_ir.startswith(jit.QUICK)
+    assert "small" in small.asm and "large" in large.asm
+    x = np.arange(8.0)
+    assert_same(small([x, x]), [x * x])
