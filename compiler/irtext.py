@@ -247,7 +247,8 @@ class Function(Value):
             return f"{a.type.text} {words} {a.ref}" if words else f"{a.type.text} {a.ref}"
 
         params = ", ".join(param(a) if self.blocks else a.type.text for a in self.args)
-        head = f"{self.linkage + ' ' if self.linkage else ''}{self.ftype.return_type.text} {self.ref}({params})"
+        linkage = self.linkage + " " if self.linkage else ""
+        head = f"{linkage}{self.ftype.return_type.text} {self.ref}({params})"
         attributes = f" {self.attributes.words()}" if self.attributes else ""
         if not self.blocks:
             return f"declare {head}{attributes}\n"
@@ -283,8 +284,8 @@ class Module:
         return f"!{len(self._metadata) - 1}"
 
     def __str__(self) -> str:
-        # the header llvmlite.ir writes (the JIT sets the real triple and data layout)
-        parts = [f'; ModuleID = "{self.name}"\ntarget triple = "unknown-unknown-unknown"\ntarget datalayout = ""\n']
+        header = f'; ModuleID = "{self.name}"\n'  # and the target lines llvmlite.ir writes
+        parts = [header + 'target triple = "unknown-unknown-unknown"\ntarget datalayout = ""\n']
         parts += [fn.text() for fn in self.globals.values()]
         parts += [f"!{k} = {text}\n" for k, text in enumerate(self._metadata)]
         return "\n".join(parts)
@@ -342,7 +343,8 @@ class IRBuilder:
 
         return emit
 
-    fadd, fsub, fmul, fdiv, mul = _binary("fadd"), _binary("fsub"), _binary("fmul"), _binary("fdiv"), _binary("mul")
+    fadd, fsub, fmul, fdiv = _binary("fadd"), _binary("fsub"), _binary("fmul"), _binary("fdiv")
+    mul = _binary("mul")
 
     def add(self, a: Value, b: Value, name: str = "", flags: Sequence[str] = ()) -> Value:
         return self._value(a.type, f"{' '.join(['add', *flags])} {a.type.text} {a.ref}, {b.ref}", name)

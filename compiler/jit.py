@@ -120,8 +120,8 @@ class JitSession:
         self.tiny_work = tiny_work
         self.stats = JitStats()
         self._cpu, self._features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
-        self._target_machine = self._host_machine(self.opt_level)
-        self._quick: llvm.TargetMachine | None = None  # -O0 code generation, for tiny programs
+        self._machines: dict[int, llvm.TargetMachine] = {}  # opt level -> host machine, made on use
+        self._machines_lock = threading.Lock()
         self._uses: dict[str, int] = {}  # kernel name -> programs named so (symbols stay unique)
         self._linked: dict[str, int] = {}  # external symbol -> address, checked once
         # cache key -> code still held somewhere: asking again shares it (and never keeps it)
@@ -131,19 +131,15 @@ class JitSession:
         self._cache_lock = threading.Lock()  # one cached compile at a time
         if vector_math is None:
             vector_math = os.environ.get(NO_LIBMVEC_ENV, "0") in ("", "0")
-        self._vector_math = vector_math
+        self.vector_library = _load_vector_library() if vector_math else None
         self.disk_cache = diskcache.DiskCache.open(cache_dir) if cache_dir is not None else None
 
     def _host_machine(self, opt_level: int) -> llvm.TargetMachine:
         target = llvm.Target.from_default_triple()
         return target.create_target_machine(cpu=self._cpu, features=self._features, opt=opt_level, jit=True)
 
-    # What only some programs need is looked up when one first does (a first call pays for
-    # nothing else): libmvec and its variants, and the cache key's fixed part.
-
-    @functools.cached_property
-    def vector_library(self) -> vecmath.VectorLibrary | None:
-        return _load_vector_library() if self._vector_math else None
+    # What only some programs need is made when one first does (a first call pays for
+    # nothing else): the explicit vectoriser, and the cache key's fixed part.
 
     @functools.cached_property
     def _vectors(self) -> vecloop.ExplicitVectors:
@@ -158,7 +154,7 @@ class JitSession:
             "compiler": diskcache.compiler_version(),
             "llvmlite": llvmlite.__version__,
             "llvm": ".".join(map(str, llvm.llvm_version_info)),
-            "triple": self._target_machine.triple,
+            "triple": self._machine(quick=False).triple,
             "cpu": self._cpu,
             "features": self._features,
             "opt_level": str(self.opt_level),
@@ -211,9 +207,10 @@ class JitSession:
     def _in_pieces(self, program: KernelProgram) -> set[int]:
         """Steps whose loop the explicit vectoriser emits as calls to pieces."""
         e = EmitContext(program, None, [], None)  # no builder: only asking vecloop
+        lanes = self._vectors.lanes
         return {k for k, step in enumerate(program.steps)
                 if isinstance(step, Loop) and step.shape and len(step.body) > vecloop.CHUNK
-                and self._vectors.lanes.get(step.dtype, 0) >= 2 and vecloop.vectorizable(e, step)}  # fmt: skip
+                and lanes.get(step.dtype, 0) >= 2 and vecloop.vectorizable(e, step)}  # fmt: skip
 
     # ------------------------------------------------------------ IR and objects
 
@@ -272,8 +269,9 @@ class JitSession:
         for a tiny program; its optimised IR says so, for `assembly`)."""
         with self._lock:  # one thread at a time uses the target machines
             start = time.perf_counter()
-            module, parsed = self._optimized(llvm_ir, explicit, optimize)
-            object_code = self._machine(quick).emit_object(module)
+            machine = self._machine(quick)
+            module, parsed = self._optimized(llvm_ir, explicit, optimize, machine)
+            object_code = machine.emit_object(module)
             self.stats.codegen += 1
             self.stats.codegen_seconds += time.perf_counter() - start
         # without a pipeline the optimised IR is the text parsed (not printed again: 0.5 s at 10 MB)
@@ -281,42 +279,40 @@ class JitSession:
         return Entry(symbol, object_code, llvm_ir, optimized)
 
     def _machine(self, quick: bool) -> llvm.TargetMachine:
-        """The host machine, or its -O0 twin (made when first asked for); under `_lock`."""
-        if not quick:
-            return self._target_machine
-        if self._quick is None:
-            self._quick = self._host_machine(0)
-        return self._quick
+        """The host machine at the session's opt level, or at -O0 for `quick` code generation
+        (each made when first asked for: a session compiling only tiny programs makes one)."""
+        level = 0 if quick else self.opt_level
+        with self._machines_lock:
+            machine = self._machines.get(level)
+            if machine is None:
+                machine = self._machines[level] = self._host_machine(level)
+            return machine
 
     def _load(self, entry: Entry) -> NativeFunction:
         """Load object code into a new engine (one at a time: symbol resolution is process-wide)."""
         with self._lock:
             return NativeFunction(entry)
 
-    def _optimized(self, llvm_ir: str, explicit: bool, optimize: bool = True) -> tuple[llvm.ModuleRef, str]:
-        """The module parsed and optimised, and the text parsed (with this target's triple
-        and data layout); explicit vector code skips LLVM's vectorisers. Scalar math calls
-        are routed through libmvec either way (one value per input in a program)."""
-        if not explicit and "@llvm.compiler.used" not in llvm_ir and _calls_math(llvm_ir):
-            library = self.vector_library
-            llvm_ir = vecmath.annotate(llvm_ir, library) if library is not None else llvm_ir
-        llvm_ir = self._targeted(llvm_ir)
+    def _optimized(self, llvm_ir: str, explicit: bool, optimize: bool,
+                   machine: llvm.TargetMachine) -> tuple[llvm.ModuleRef, str]:  # fmt: skip
+        """The module parsed and optimised for `machine`, and the text parsed (with the
+        target's triple and data layout); explicit vector code skips LLVM's vectorisers.
+        Scalar math calls are routed through libmvec either way (one value per input in a
+        program)."""
+        library = self.vector_library
+        annotated = "@llvm.compiler.used" in llvm_ir
+        if library is not None and not explicit and not annotated and _calls_math(llvm_ir):
+            llvm_ir = vecmath.annotate(llvm_ir, library)
+        llvm_ir = _targeted(llvm_ir, machine)
         module = llvm.parse_assembly(llvm_ir)
         module.verify()
         if optimize:
             tuning = llvm.create_pipeline_tuning_options(speed_level=self.opt_level)
             tuning.loop_vectorization = not explicit
             tuning.slp_vectorization = not explicit
-            builder = llvm.create_pass_builder(self._target_machine, tuning)
+            builder = llvm.create_pass_builder(machine, tuning)
             builder.getModulePassManager().run(module, builder)
         return module, llvm_ir
-
-    def _targeted(self, llvm_ir: str) -> str:
-        """`llvm_ir` with this target's triple and data layout in its header."""
-        header = (f'target triple = "{self._target_machine.triple}"\n'
-                  f'target datalayout = "{self._target_machine.target_data}"\n')  # fmt: skip
-        text = TARGET_LINES.sub("", llvm_ir[:4096], count=2) + llvm_ir[4096:]
-        return header + text
 
     def _link_blas(self, symbol: str) -> None:
         """Make `symbol` (a gemm of numpy's OpenBLAS) resolvable for the engine, or raise."""
@@ -355,6 +351,12 @@ def _engine_with(object_code: bytes) -> llvm.ExecutionEngine:
     engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
     engine.finalize_object()
     return engine
+
+
+def _targeted(llvm_ir: str, machine: llvm.TargetMachine) -> str:
+    """`llvm_ir` with the machine's triple and data layout in its header."""
+    header = f'target triple = "{machine.triple}"\ntarget datalayout = "{machine.target_data}"\n'
+    return header + TARGET_LINES.sub("", llvm_ir[:4096], count=2) + llvm_ir[4096:]
 
 
 def _calls_math(llvm_ir: str) -> bool:
