@@ -10,7 +10,6 @@ registry, symbolic, maps and the program contract of symgrad.compiler.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -118,31 +117,33 @@ class Lowering:
 
     def _shared_nodes(self) -> set[int]:
         """Nodes that get a buffer of their own although their kind does not force it."""
-        users: Counter[int] = Counter()
-        for node in self.order:
-            for i in set(map(id, node.inputs)):
-                users[i] += 1
-        elsewhere = self._used_elsewhere()
+        kinds = [kind_of(node) for node in self.order]
+        users, elsewhere = self._uses(kinds)
         shared: set[int] = set()
-        for node in self.order:
-            if id(node) in elsewhere and users[id(node)] > 1 and kind_of(node) == "elementwise" and node.size > 1:
-                shared.add(id(node))
+        for node, kind in zip(self.order, kinds):
+            if kind == "elementwise":  # (needs no operand in a buffer)
+                if id(node) in elsewhere and users.get(id(node), 0) > 1 and node.size > 1:
+                    shared.add(id(node))
+                continue
             for operand in self._operands_needing_buffers(node):
                 if not self._contiguous(operand, shared):
                     shared.add(id(operand))
         return shared
 
-    def _used_elsewhere(self) -> set[int]:
-        """Nodes read by a consumer that does not compute them at its own loop index (a
-        broadcast, a matmul, ...): sharing those through a buffer saves recomputation.
-        Consumers at the same index share one loop, where CSE computes them once."""
-        found: set[int] = set()
-        for node in self.order:
-            same_index = kind_of(node) in ("elementwise", "reduce")
-            for i in node.inputs:
-                if not (same_index and (i.shape == node.shape or kind_of(node) == "reduce")):
-                    found.add(id(i))
-        return found
+    def _uses(self, kinds: list[str]) -> tuple[dict[int, int], set[int]]:
+        """How many nodes use each node, and the nodes read by a consumer that does not compute
+        them at its own loop index (a broadcast, a matmul, ...): sharing those through a buffer
+        saves recomputation. Consumers at the same index share one loop, where CSE computes
+        them once."""
+        users: dict[int, int] = {}
+        elsewhere: set[int] = set()
+        for node, kind in zip(self.order, kinds):
+            inputs = node.inputs
+            for i in inputs if len(inputs) < 2 else {id(i): i for i in inputs}.values():
+                users[id(i)] = users.get(id(i), 0) + 1
+                if not (kind == "reduce" or kind == "elementwise" and i.shape == node.shape):
+                    elsewhere.add(id(i))
+        return users, elsewhere
 
     def _operands_needing_buffers(self, node: Node) -> list[Node]:
         kind = kind_of(node)
