@@ -13,7 +13,7 @@ import numpy as np
 from .elementwise import broadcast_shapes
 from .node import Node, const
 from .registry import REGISTRY, apply
-from .simplify import Fold, Rewriter, Rule
+from .simplify import Fold, Rewriter, Rule, fits
 
 
 def _scalar_const(node: Node) -> Node | None:
@@ -23,10 +23,9 @@ def _scalar_const(node: Node) -> Node | None:
     return node if node.op == "const" else None
 
 
+@fits(lambda op, inputs: all(i in ("const", "broadcast_to") for i in inputs))
 def fold_constants(node: Node) -> Node | None:
     """An elementwise op of constants is a constant (broadcast to the op's shape)."""
-    if any(i.op != "const" and i.op != "broadcast_to" for i in node.inputs):
-        return None  # (the common case, decided cheaply)
     if REGISTRY[node.op].kind != "elementwise":
         return None
     consts = [_scalar_const(i) for i in node.inputs]
@@ -37,9 +36,10 @@ def fold_constants(node: Node) -> Node | None:
     return const(float(value), node.dtype)
 
 
+@fits(lambda op, inputs: "broadcast_to" in inputs)
 def drop_broadcasts(node: Node) -> Node | None:
     """op(broadcast_to(a), b) -> op(a, b) where implicit broadcasting gives the same shape."""
-    if all(i.op != "broadcast_to" for i in node.inputs) or REGISTRY[node.op].kind != "elementwise":
+    if REGISTRY[node.op].kind != "elementwise":
         return None
     inputs = list(node.inputs)
     for k, inp in enumerate(inputs):
@@ -53,6 +53,8 @@ def drop_broadcasts(node: Node) -> Node | None:
     return apply(node.op, *inputs)
 
 
+@fits(lambda op, inputs: op in ("reshape", "broadcast_to", "index", "sum")
+      and inputs[0] in ("const", "broadcast_to"))
 def fold_structure(node: Node) -> Node | None:
     """Views and sums of a broadcast constant are a broadcast constant."""
     if node.op not in ("reshape", "broadcast_to", "index", "sum") or node.op == "const":

@@ -87,13 +87,26 @@ def _compile(pattern: Pattern, bound: set[str]) -> Matcher:
     return node_matches
 
 
-def _fits(pattern: Pattern, op: str) -> bool:
-    """Can a node with this op match `pattern` (an argument of a rule's pattern)?"""
+def fits(test: Callable[[str, tuple[str, ...]], bool]) -> Callable[[Callable], Callable]:
+    """Mark a pass as able to change only nodes whose op and input ops pass `test(op,
+    input_ops)`: the rewriter asks once per combination of ops, and calls the pass only
+    where it may fire."""
+
+    def mark(fn: Callable) -> Callable:
+        fn.fits = test  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def _fits(pattern: Pattern, op: str | tuple) -> bool:
+    """Can a node with this op (a constant: its attrs) match `pattern` (an argument of a
+    rule's pattern)?"""
     if isinstance(pattern, tuple):
         return pattern[0] == op
-    if isinstance(pattern, (int, float)) or pattern.startswith("c"):
-        return op == "const"
-    return True
+    if isinstance(pattern, (int, float)):
+        return isinstance(op, tuple) and op[0] == pattern
+    return isinstance(op, tuple) if pattern.startswith("c") else True
 
 
 def build(template: Any, b: Bindings, like: Node, rewrite: Callable[[Node], Node]) -> Node:
@@ -135,7 +148,7 @@ class Rewriter:
         for rule in rules:
             self.rules_by_op.setdefault(rule.pattern[0], []).append((rule, compile_pattern(rule.pattern)))
         self.stats = RewriteStats()
-        self._by_ops: dict[tuple[str, ...], list[tuple[Rule, Matcher]]] = {}
+        self._by_ops: dict[tuple[str, ...], tuple[list, list[tuple[Rule, Matcher]]]] = {}
         self.fixed: dict[int, Node] = {}  # nodes no rule or pass changes (kept alive: ids stay theirs)
 
     def run(self, roots: Sequence[Node]) -> list[Node]:
@@ -167,11 +180,14 @@ class Rewriter:
     def _step(self, node: Node) -> Node | None:
         if not node.inputs:  # leaves and constants
             return None
-        for name, fn in self.passes:
+        key = (node.op, *[i.op if i.op != "const" else i.attrs for i in node.inputs])
+        found = self._by_ops.get(key)
+        passes, rules = found if found is not None else self._candidates(key)
+        for name, fn in passes:
             new = fn(node)
             if new is not None and new is not node:
                 return self._accept(name, node, new)
-        for rule, matches in self._candidates(node):
+        for rule, matches in rules:
             b: Bindings = {}
             if matches(node, b) and (rule.when is None or rule.when(b, node)):
                 new = build(rule.replacement, b, node, self.rewrite)
@@ -179,16 +195,19 @@ class Rewriter:
                     return self._accept(rule.name, node, new)
         return None
 
-    def _candidates(self, node: Node) -> list[tuple[Rule, Matcher]]:
-        """The rules whose pattern fits the ops of `node` and of its inputs (cached per ops)."""
-        key = (node.op, *(i.op for i in node.inputs))
-        found = self._by_ops.get(key)
-        if found is None:
-            found = self._by_ops[key] = [
-                (rule, matches) for rule, matches in self.rules_by_op.get(node.op, ())
-                if len(rule.pattern) == len(key) and all(_fits(p, op) for p, op in zip(rule.pattern[1:], key[1:]))
-            ]  # fmt: skip
-        return found
+    def _candidates(self, key: tuple) -> tuple[list, list[tuple[Rule, Matcher]]]:
+        """The passes and rules that may fire at a node of op key[0] whose inputs have the ops
+        key[1:] (a constant's attrs in place of "const"): passes whose `fits` accepts those
+        ops, rules whose pattern fits them."""
+        op, inputs = key[0], key[1:]
+        ops = tuple("const" if isinstance(i, tuple) else i for i in inputs)
+        passes = [(name, fn) for name, fn in self.passes
+                  if getattr(fn, "fits", None) is None or fn.fits(op, ops)]  # fmt: skip
+        rules = [(rule, matches) for rule, matches in self.rules_by_op.get(op, ())
+                 if len(rule.pattern) == len(key)
+                 and all(_fits(p, o) for p, o in zip(rule.pattern[1:], inputs))]  # fmt: skip
+        self._by_ops[key] = (passes, rules)
+        return passes, rules
 
     def _accept(self, name: str, old: Node, new: Node) -> Node:
         if new.dtype != old.dtype:
