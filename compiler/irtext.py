@@ -131,17 +131,31 @@ class Constant(Value):
             self.ref = "<" + ", ".join(f"{ty.element.text} {lane}" for lane in lanes) + ">"
 
 
+class AllocaInstr(Value):
+    """The address of stack memory for `allocated_type` values."""
+
+    __slots__ = ("allocated_type",)
+
+    def __init__(self, allocated_type: Type, ref: str) -> None:
+        super().__init__(PointerType(), ref)
+        self.allocated_type = allocated_type
+
+
 class _Attributes(list):
-    """Attribute words in the order they were added (`.add`), with an optional `.align`."""
+    """Attribute words in the order they were added (`.add`), with an optional `.align`
+    (of an argument) or `.alignstack` (of a function)."""
 
     align: int | None = None
+    alignstack: int | None = None
 
     def add(self, word: str) -> None:
         if word not in self:
             self.append(word)
 
     def words(self) -> str:
-        return " ".join([*self, *([f"align {self.align}"] if self.align else [])])
+        extra = [f"align {self.align}"] if self.align else []
+        extra += [f"alignstack({self.alignstack})"] if self.alignstack else []
+        return " ".join([*self, *extra])
 
 
 class Argument(Value):
@@ -344,7 +358,7 @@ class IRBuilder:
         return emit
 
     fadd, fsub, fmul, fdiv = _binary("fadd"), _binary("fsub"), _binary("fmul"), _binary("fdiv")
-    mul = _binary("mul")
+    mul, sub = _binary("mul"), _binary("sub")
 
     def add(self, a: Value, b: Value, name: str = "", flags: Sequence[str] = ()) -> Value:
         return self._value(a.type, f"{' '.join(['add', *flags])} {a.type.text} {a.ref}, {b.ref}", name)
@@ -417,9 +431,10 @@ class IRBuilder:
         tail = f", align {align}" if align else ""
         self._line(f"  store {value.type.text} {value.ref}, {ptr.type.text} {ptr.ref}{tail}")
 
-    def alloca(self, ty: Type, size: Value | None = None, name: str = "") -> Value:
+    def alloca(self, ty: Type, size: Value | None = None, name: str = "") -> AllocaInstr:
         count = f", {size.type.text} {size.ref}" if size is not None else ""
-        return self._value(PointerType(), f"alloca {ty.text}{count}", name)
+        ref = self._value(PointerType(), f"alloca {ty.text}{count}", name).ref
+        return AllocaInstr(ty, ref)
 
     # ---- control flow and calls
 

@@ -65,16 +65,19 @@ def test_a_module_with_loops_phis_weights_and_vectors_parses_and_verifies() -> N
     lane = b.extract_element(doubled, ir.Constant(ir.IntType(32), 0))
     sine = b.call(ir.Function(module, ir.FunctionType(f64, [f64]), name="llvm.sin.f64"), [lane])
     step = b.fadd(total, b.uitofp(b.fcmp_unordered("uno", sine, sine), f64))
-    i.add_incoming(b.add(i, ir.Constant(i64, 1), flags=("nuw", "nsw")), body)
+    i.add_incoming(b.add(b.sub(i, ir.Constant(i64, 0)), ir.Constant(i64, 1), flags=("nuw", "nsw")), body)
     total.add_incoming(b.fadd(step, sine), body)
     b.branch(loop)
     b.position_at_end(done)
     slot = ir.IRBuilder(entry)
     slot.position_at_start(entry)
-    slot.alloca(f64, ir.Constant(i64, 2))  # inserted before the branch
+    array = slot.alloca(f64, ir.Constant(i64, 2))  # inserted before the branch
+    assert array.allocated_type == f64 and array.type == ptr
+    fn.attributes.alignstack = 64
     b.ret(total)
     text = str(module)
     assert "!prof !0" in text and 'declare double @"llvm.sin.f64"(double)' in text
+    assert "nounwind alignstack(64) {" in text
     parsed = llvm.parse_assembly(text)
     parsed.verify()
     assert parsed.get_function("sum.it").name == "sum.it"
