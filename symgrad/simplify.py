@@ -151,7 +151,9 @@ class Rewriter:
         self._by_ops: dict[tuple[str, ...], tuple[list, list[tuple[Rule, Matcher]]]] = {}
         self.fixed: dict[int, Node] = {}  # nodes no rule or pass changes (kept alive: ids stay theirs)
 
-    def run(self, roots: Sequence[Node]) -> list[Node]:
+    def run(self, roots: Sequence[Node], count: bool = True) -> list[Node]:
+        """The roots rewritten until nothing fires; `count`: add the nodes after to the
+        statistics (one more walk over the result)."""
         order = topo_order(roots)
         self.stats.nodes_before += len(order)
         memo: dict[int, Node] = {}
@@ -163,7 +165,8 @@ class Rewriter:
             else:
                 memo[id(node)] = node
         result = [memo[id(r)] for r in roots]
-        self.stats.nodes_after += len(topo_order(result))
+        if count:
+            self.stats.nodes_after += len(topo_order(result))
         return result
 
     def rewrite(self, node: Node) -> Node:

@@ -28,7 +28,7 @@ from .cache import DEFAULT_CACHE, paused_gc
 from .differentiate import vjp as symbolic_vjp
 from .interpret import evaluate
 from .lower import lower
-from .node import Node, const, structure_key
+from .node import Node, const, topo_order
 from .registry import apply
 from .rules import simplifier
 from .structural import zeros
@@ -216,11 +216,11 @@ class Staged:
         result_tree, tensors, _ = self.trace(args)
         leaves, _ = pytree.flatten(result_tree)
         nodes = [n for n in leaves if isinstance(n, Node)]
-        simplified = iter(simplifier().run(nodes))
+        simplified = iter(simplifier().run(nodes, count=False))
         result_tree = pytree.tree_map(lambda n: next(simplified) if isinstance(n, Node) else n, result_tree)
         nodes = [n for n in pytree.flatten(result_tree)[0] if isinstance(n, Node)]
         arg_leaves = [t._node for t in tensors]
-        captured = [n for n in structure_key(nodes)[1] if n.op == "leaf" and not isinstance(n.payload, ArgSlot)]
+        captured = [n for n in topo_order(nodes) if n.op == "leaf" and not isinstance(n.payload, ArgSlot)]
         compiled = DEFAULT_CACHE.session.compile(lower(nodes, arg_leaves + captured), name="function") if nodes else None
         constants = [c for c in pytree.flatten(result_tree)[0] if not isinstance(c, Node)]
         seconds = time.perf_counter() - start
