@@ -353,9 +353,9 @@ class Lowering:
                 expanded = self.expanded[id(node)] = expand(node)
             return [(expanded, amap)], lambda v: v[0]
         if prim.kind == "elementwise":
-            shape = node.shape
-            args = [(i, amap if i.shape == shape else broadcast_map(amap, i.shape, shape, rank))
-                    for i in node.inputs]  # fmt: skip
+            shape = node.shape  # an input of the node's shape shares its map; a scalar needs none
+            args = [(i, amap if i.shape == shape else broadcast_map(amap, i.shape, shape, rank) if i.shape
+                     else ()) for i in node.inputs]  # fmt: skip
             return args, lambda v: body.emit(key, Instr(prim.opcode, tuple(v)))
         if prim.kind == "gather":
             return [(node.inputs[1], amap)], lambda v: body.emit(key, self._gather(node, amap, body, v[0]))
