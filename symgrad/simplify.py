@@ -148,7 +148,7 @@ class Rewriter:
         for rule in rules:
             self.rules_by_op.setdefault(rule.pattern[0], []).append((rule, compile_pattern(rule.pattern)))
         self.stats = RewriteStats()
-        self._by_ops: dict[tuple[str, ...], tuple[list, list[tuple[Rule, Matcher]]]] = {}
+        self._by_ops: dict[tuple, tuple[list, list[tuple[Rule, Matcher]]]] = {}  # see _candidates
         self.fixed: dict[int, Node] = {}  # nodes no rule or pass changes (kept alive: ids stay theirs)
 
     def run(self, roots: Sequence[Node], count: bool = True) -> list[Node]:
