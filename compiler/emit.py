@@ -47,6 +47,12 @@ if TYPE_CHECKING:  # vecloop builds on this module; only its type is named here
 # ---------------------------------------------------------------- loops
 
 
+# Tiny programs (`emit_program(straight_line=True)`) emit loop nests of at most this many
+# iterations unrolled: -O0 code generation keeps the values of one block in registers, but
+# spills a loop's across its blocks (a 2x2 value-and-grad call: ~30 ns more as a loop).
+UNROLLED_ITERATIONS = 64
+
+
 def counted_loop(
     b: ir.IRBuilder,
     n: int,
@@ -54,9 +60,14 @@ def counted_loop(
     body: Callable[[ir.Value, list[ir.Value]], list[ir.Value]],
     start: int = 0,
     step: int = 1,
+    unroll: bool = False,
 ) -> list[ir.Value]:
     """`for i in range(start, n, step): carried = body(i, carried)`; returns the final
-    carried values."""
+    carried values. `unroll`: straight-line code, one copy of the body per iteration."""
+    if unroll:
+        for k in range(start, n, step):
+            carried = body(ir.Constant(I64, k), carried)
+        return carried
     pre = b.block
     header, block, done = (b.append_basic_block(s) for s in ("loop", "body", "done"))
     b.branch(header)
@@ -155,7 +166,8 @@ def _emit_innermost(e: EmitContext, loop: Loop, outer: list[ir.Value]) -> None:
         _emit_stores(e, loop, in_memory, values, [*outer, i])
         return [accumulate(e, loop, st, r, values[st.value]) for st, r in zip(registers, running)]
 
-    final = counted_loop(e.b, loop.shape[-1], running, body, start=start) if start < loop.shape[-1] else running
+    n = loop.shape[-1]
+    final = counted_loop(e.b, n, running, body, start=start, unroll=e.unroll) if start < n else running
     for st, p, value in zip(registers, ptrs, final):
         store_element(e, st.access.buffer, p, value)
 
@@ -169,7 +181,7 @@ def _emit_axes(e: EmitContext, loop: Loop, axis: int, outer: list[ir.Value]) -> 
         _emit_axes(e, loop, axis + 1, [*outer, i])
         return []
 
-    counted_loop(e.b, loop.shape[axis], [], body)
+    counted_loop(e.b, loop.shape[axis], [], body, unroll=e.unroll)
 
 
 # ---------------------------------------------------------------- steps
@@ -181,7 +193,9 @@ def _emit_loop(e: EmitContext, loop: Loop) -> None:
     if not loop.shape:
         _emit_stores(e, loop, list(loop.stores), _emit_body(e, loop, []), [])
         return
+    e.unroll = e.straight_line and math.prod(loop.shape) <= UNROLLED_ITERATIONS
     _emit_axes(e, loop, 0, [])
+    e.unroll = False
 
 
 def _emit_fill(e: EmitContext, fill: Fill) -> None:
@@ -195,7 +209,7 @@ def _emit_fill(e: EmitContext, fill: Fill) -> None:
         return []
 
     if buf.size:
-        counted_loop(e.b, buf.size, [], body)
+        counted_loop(e.b, buf.size, [], body, unroll=e.straight_line and buf.size <= UNROLLED_ITERATIONS)
 
 
 def _emit_matmul(e: EmitContext, mm: Matmul) -> None:
@@ -224,7 +238,7 @@ STEP_EMITTERS: dict[type, Callable] = {Fill: _emit_fill, Loop: _emit_loop, Matmu
 
 def emit_program(
     program: KernelProgram, name: str = "kernel", vectorizer: ExplicitVectors | None = None,
-    checked: bool = False,
+    checked: bool = False, straight_line: bool = False,
 ) -> ir.Module:
     """Check `program` (unless the caller just did: `checked`) and emit a module whose `i32 @name(ptr buffers, ptr error)` runs it.
 
@@ -236,14 +250,16 @@ def emit_program(
     lets LLVM vectorise without runtime overlap checks: callers must pass memory
     for every output and temp that overlaps no other buffer (inputs are never
     written, so they may share memory with each other). With a `vectorizer`, an
-    innermost loop may start with its explicit vector loop (see `vecloop`).
+    innermost loop may start with its explicit vector loop (see `vecloop`). With
+    `straight_line` (a tiny program), loops of at most UNROLLED_ITERATIONS iterations in all
+    are unrolled.
     """
     if not checked:
         check_program(program)
     module = ir.Module(name=name)
     body_fn = _body_function(module, program, name)
     builder = ir.IRBuilder(body_fn.append_basic_block("entry"))
-    e = EmitContext(program, builder, body_fn.args[:-1], body_fn.args[-1], vectorizer)
+    e = EmitContext(program, builder, body_fn.args[:-1], body_fn.args[-1], vectorizer, straight_line)
     for step in program.steps:
         STEP_EMITTERS[type(step)](e, step)
     builder.ret(ir.Constant(I32, STATUS_OK))

@@ -192,15 +192,16 @@ class JitSession:
 
     def _build(self, program: KernelProgram, symbol: str) -> Entry:
         """Emit and compile `program`; a long loop body gets explicit vector loops, a tiny
-        program no IR optimisation and -O0 code generation (LLVM's pipelines would cost
-        milliseconds to save nanoseconds).
+        program small loops unrolled, no IR optimisation and -O0 code generation (LLVM's
+        pipelines would cost milliseconds to save nanoseconds).
         Loops emitted in pieces (`vecloop.CHUNK`) are `optnone` code the pipeline leaves
         alone, while its module passes still read all of it (about 40 ms per 1000 body
         instructions): they count as no work here."""
         bodies = [len(step.body) for step in program.steps if isinstance(step, Loop)]
         explicit = max(bodies, default=0) > self.explicit_vector_body
-        llvm_ir = str(emit_program(program, symbol, self._vectors if explicit else None, checked=True))
         tiny = _work(program, set()) <= self.tiny_work
+        vectors = self._vectors if explicit else None
+        llvm_ir = str(emit_program(program, symbol, vectors, checked=True, straight_line=tiny))
         work = _work(program, self._in_pieces(program) if explicit else set())
         return self._codegen(llvm_ir, symbol, explicit, optimize=work > self.tiny_work, quick=tiny)
 

@@ -1074,14 +1074,21 @@ def test_loops_in_pieces_skip_the_ir_pipeline() -> None:
 
 
 def test_tiny_programs_get_quick_code_generation() -> None:
-    """A tiny program is compiled by the -O0 code generator (its optimised IR says so, and
-    its assembly listing comes from that generator too); a larger one is not."""
+    """A tiny program is straight-line code (its loops unrolled) compiled by the -O0 code
+    generator (its optimised IR says so, and its assembly listing comes from that generator
+    too); a larger one is not. Both compute what the optimised loops compute."""
     from symgrad.compiler import jit
 
     session = JitSession()
     small = session.compile(elementwise("mul", "float64", 8), name="small")
     large = session.compile(elementwise("mul", "float64", 4096), name="large")
     assert small.optimized_ir.startswith(jit.QUICK) and not large.optimized_ir.startswith(jit.QUICK)
+    assert "phi" not in small.llvm_ir and "phi" in large.llvm_ir
     assert "small" in small.asm and "large" in large.asm
     x = np.arange(8.0)
     assert_same(small([x, x]), [x * x])
+    summed = reduction("float64", (1, 0), 5)  # running sums (35 iterations), unrolled in order
+    tiny, looped = JitSession(tiny_work=100).compile(summed), JitSession(tiny_work=-1).compile(summed)
+    assert "phi" not in tiny.llvm_ir
+    inputs = [np.random.default_rng(0).normal(size=b.size) for b in summed.buffers if b.kind == "input"]
+    assert_same(tiny(inputs), looped(inputs))
