@@ -159,6 +159,11 @@ def _is_power_of_two(v: float) -> bool:
     return v != 0 and np.isfinite(v) and abs(m) == 0.5
 
 
+_TABLES: list[Rewriter] = []  # a rewriter over the tables above: its compiled form is shared
+
+
 def simplifier() -> Rewriter:
     """A fresh rewriter (it collects statistics of what fired)."""
-    return Rewriter(PASSES, ARITHMETIC + STRUCTURE + STABLE + MASKING)
+    if not _TABLES:
+        _TABLES.append(Rewriter(PASSES, ARITHMETIC + STRUCTURE + STABLE + MASKING))
+    return _TABLES[0].fresh()

@@ -151,6 +151,15 @@ class Rewriter:
         self._by_ops: dict[tuple, tuple[list, list[tuple[Rule, Matcher]]]] = {}  # see _candidates
         self.fixed: dict[int, Node] = {}  # nodes no rule or pass changes (kept alive: ids stay theirs)
 
+    def fresh(self) -> Rewriter:
+        """A rewriter with these passes and rules, sharing their compiled patterns and what
+        fits each combination of ops (pure functions of them), with statistics and fixed
+        points of its own."""
+        other = object.__new__(Rewriter)
+        other.passes, other.rules_by_op, other._by_ops = self.passes, self.rules_by_op, self._by_ops
+        other.stats, other.fixed = RewriteStats(), {}
+        return other
+
     def run(self, roots: Sequence[Node], count: bool = True) -> list[Node]:
         """The roots rewritten until nothing fires; `count`: add the nodes after to the
         statistics (one more walk over the result)."""
