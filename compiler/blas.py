@@ -1,7 +1,7 @@
 """BLAS gemm for Matmul steps: the symbols, where they live, and the IR that calls them.
 
 The generated code calls numpy's bundled OpenBLAS (ILP64 CBLAS, row-major). Imports
-numpy (only to locate its package folder), `llvmlite.ir` and `.program`; loading
+numpy (only to locate its package folder), `.irtext` and `.program`; loading
 the library into the JIT is `jit.py`'s job.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from llvmlite import ir
+from . import irtext as ir
 
 from .program import KernelProgram, Matmul
 

@@ -1,12 +1,12 @@
-"""LLVM IR emission: a KernelProgram becomes an `llvmlite.ir.Module` with
-`i32 @name(ptr buffers, ptr error)`.
+"""LLVM IR emission: a KernelProgram becomes a module (`.irtext`, printed as LLVM IR
+text) with `i32 @name(ptr buffers, ptr error)`.
 
 Owns loop nests (innermost axes; reductions along them in partials, in the one fixed
 order every path shares: PARTIALS), store modes, the steps (loops, fills, Matmul batches
 whose gemm calls come from `.blas`) and the entry function; single values (the opcode
 table, addresses, loads and stores) come from `.opcode_ir`. An optional vectoriser
 (`.vecloop`) emits innermost loops with explicit vectors. Imports `.opcode_ir`,
-`.program`, `.check`, `.blas` and `llvmlite.ir`; it knows nothing about targets
+`.program`, `.check`, `.blas` and `.irtext`; it knows nothing about targets
 or the JIT.
 """
 
@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from llvmlite import ir
+from . import irtext as ir
 
 from . import blas
 from .check import check_program
@@ -47,6 +47,12 @@ if TYPE_CHECKING:  # vecloop builds on this module; only its type is named here
 # ---------------------------------------------------------------- loops
 
 
+# Tiny programs (`emit_program(straight_line=True)`) emit loop nests of at most this many
+# iterations unrolled: -O0 code generation keeps the values of one block in registers, but
+# spills a loop's across its blocks (a 2x2 value-and-grad call: ~30 ns more as a loop).
+UNROLLED_ITERATIONS = 64
+
+
 def counted_loop(
     b: ir.IRBuilder,
     n: int | ir.Value,
@@ -54,9 +60,15 @@ def counted_loop(
     body: Callable[[ir.Value, list[ir.Value]], list[ir.Value]],
     start: int = 0,
     step: int = 1,
+    unroll: bool = False,
 ) -> list[ir.Value]:
     """`for i in range(start, n, step): carried = body(i, carried)`; returns the final
-    carried values. `n` may be an i64 computed at run time."""
+    carried values. `n` may be an i64 computed at run time. `unroll` (a constant `n`):
+    straight-line code, one copy of the body per iteration."""
+    if unroll and isinstance(n, int):
+        for k in range(start, n, step):
+            carried = body(ir.Constant(I64, k), carried)
+        return carried
     pre = b.block
     header, block, done = (b.append_basic_block(s) for s in ("loop", "body", "done"))
     b.branch(header)
@@ -189,8 +201,17 @@ def _partials_in_rows(
     unit). The partials live in stack arrays: whatever LLVM's vectoriser makes of the rows,
     partial j only ever adds iterations j, j + PARTIALS, ... in that order."""
     n, used = loop.shape[-1], min(loop.shape[-1], PARTIALS)
-    arrays = [_stack_array(e, values[:used]) for values in partials]
     in_memory = [st for st in loop.stores if not any(st is r for r in registers)]
+    if e.unroll:  # straight-line code: the partials stay values, in the same order
+        parts = [list(values) for values in partials]
+        for i in range(n):
+            idx = [*outer, ir.Constant(I64, i)]
+            values = _emit_body(e, loop, idx)
+            _emit_stores(e, loop, in_memory, values, idx)
+            for st, p in zip(registers, parts):
+                p[i % PARTIALS] = accumulate(e, loop, st, p[i % PARTIALS], values[st.value])
+        return parts
+    arrays = [_stack_array(e, values[:used]) for values in partials]
 
     def lane(r: ir.Value, j: ir.Value) -> list[ir.Value]:
         idx = [*outer, e.b.add(r, j, flags=("nuw", "nsw"))]
@@ -277,7 +298,7 @@ def _in_order(
         _emit_stores(e, loop, in_memory, values, [*outer, i])
         return [accumulate(e, loop, st, r, values[st.value]) for st, r in zip(registers, running)]
 
-    return counted_loop(e.b, loop.shape[-1], running, body)
+    return counted_loop(e.b, loop.shape[-1], running, body, unroll=e.unroll)
 
 
 def _emit_axes(e: EmitContext, loop: Loop, axis: int, outer: list[ir.Value]) -> None:
@@ -289,7 +310,7 @@ def _emit_axes(e: EmitContext, loop: Loop, axis: int, outer: list[ir.Value]) -> 
         _emit_axes(e, loop, axis + 1, [*outer, i])
         return []
 
-    counted_loop(e.b, loop.shape[axis], [], body)
+    counted_loop(e.b, loop.shape[axis], [], body, unroll=e.unroll)
 
 
 # ---------------------------------------------------------------- steps
@@ -301,7 +322,9 @@ def _emit_loop(e: EmitContext, loop: Loop) -> None:
     if not loop.shape:
         _emit_stores(e, loop, list(loop.stores), _emit_body(e, loop, []), [])
         return
+    e.unroll = e.straight_line and math.prod(loop.shape) <= UNROLLED_ITERATIONS
     _emit_axes(e, loop, 0, [])
+    e.unroll = False
 
 
 def _emit_fill(e: EmitContext, fill: Fill) -> None:
@@ -315,7 +338,7 @@ def _emit_fill(e: EmitContext, fill: Fill) -> None:
         return []
 
     if buf.size:
-        counted_loop(e.b, buf.size, [], body)
+        counted_loop(e.b, buf.size, [], body, unroll=e.straight_line and buf.size <= UNROLLED_ITERATIONS)
 
 
 def _emit_matmul(e: EmitContext, mm: Matmul) -> None:
@@ -344,7 +367,7 @@ STEP_EMITTERS: dict[type, Callable] = {Fill: _emit_fill, Loop: _emit_loop, Matmu
 
 def emit_program(
     program: KernelProgram, name: str = "kernel", vectorizer: ExplicitVectors | None = None,
-    checked: bool = False,
+    checked: bool = False, straight_line: bool = False,
 ) -> ir.Module:
     """Check `program` (unless the caller just did: `checked`) and emit a module whose `i32 @name(ptr buffers, ptr error)` runs it.
 
@@ -356,14 +379,16 @@ def emit_program(
     lets LLVM vectorise without runtime overlap checks: callers must pass memory
     for every output and temp that overlaps no other buffer (inputs are never
     written, so they may share memory with each other). With a `vectorizer`, an
-    innermost loop may start with its explicit vector loop (see `vecloop`).
+    innermost loop may start with its explicit vector loop (see `vecloop`). With
+    `straight_line` (a tiny program), loops of at most UNROLLED_ITERATIONS iterations in all
+    are unrolled.
     """
     if not checked:
         check_program(program)
     module = ir.Module(name=name)
     body_fn = _body_function(module, program, name)
     builder = ir.IRBuilder(body_fn.append_basic_block("entry"))
-    e = EmitContext(program, builder, body_fn.args[:-1], body_fn.args[-1], vectorizer)
+    e = EmitContext(program, builder, body_fn.args[:-1], body_fn.args[-1], vectorizer, straight_line)
     for step in program.steps:
         STEP_EMITTERS[type(step)](e, step)
     builder.ret(ir.Constant(I32, STATUS_OK))

@@ -31,17 +31,21 @@ from .call import CompiledProgram
 from .check import check_program
 from .diskcache import Entry
 from .emit import emit_program
+from .opcode_ir import EmitContext
 from .program import KernelProgram, Loop, Matmul
 
 log = logging.getLogger("symgrad")
 SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+QUICK = "; compiled by the -O0 code generator (a tiny program)\n"  # heads such optimised IR
+TARGET_LINES = re.compile(r'^target (triple|datalayout) = "[^"]*"\n', re.M)
 NO_LIBMVEC_ENV = "SYMGRAD_NO_LIBMVEC"  # set to 1 to keep math scalar (libm) everywhere
 # LLVM's loop vectoriser takes time superlinear in the loop body (400 body
 # instructions: 0.14 s, 1000: 1 s, 3000: 6.5 s). Programs with a longer loop body
 # are vectorised by the emitter (`vecloop`) and optimised without it.
 EXPLICIT_VECTOR_BODY = 400
 # Programs doing at most this many loop-body instructions in all (2x2 examples, scalars)
-# skip LLVM's IR pipeline: ~5-10 ms of fixed cost, for a few nanoseconds per call.
+# skip LLVM's IR pipeline and get -O0 code generation: ~10 ms of fixed cost, for a few
+# nanoseconds per call.
 TINY_WORK = 64
 RECENT_OBJECTS = 64  # object code of add_ir kept per session: the same IR again is only loaded
 _process_options_set = False  # LLVM command-line options are process-wide
@@ -97,7 +101,7 @@ class JitSession:
     `explicit_vector_body`: programs with a loop body longer than this get explicit
     vector loops from the emitter instead of LLVM's loop vectoriser (0: always).
     `tiny_work`: programs executing at most this many loop-body instructions skip LLVM's
-    IR optimisation pipeline (-1: none does).
+    IR optimisation pipeline and get -O0 code generation (-1: none does).
     """
 
     def __init__(
@@ -115,42 +119,44 @@ class JitSession:
         self.explicit_vector_body = explicit_vector_body
         self.tiny_work = tiny_work
         self.stats = JitStats()
-        self._target_machine = self._host_machine()
+        self._cpu, self._features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+        self._machines: dict[int, llvm.TargetMachine] = {}  # opt level -> host machine, made on use
+        self._machines_lock = threading.Lock()
         self._uses: dict[str, int] = {}  # kernel name -> programs named so (symbols stay unique)
         self._linked: dict[str, int] = {}  # external symbol -> address, checked once
         # cache key -> code still held somewhere: asking again shares it (and never keeps it)
         self._loaded: weakref.WeakValueDictionary[str, NativeFunction] = weakref.WeakValueDictionary()
         self._recent: OrderedDict[str, Entry] = OrderedDict()  # add_ir's IR digest -> object code
-        self._lock = threading.Lock()  # the target machine; loading into engines
+        self._lock = threading.Lock()  # the target machines; loading into engines
         self._cache_lock = threading.Lock()  # one cached compile at a time
         if vector_math is None:
             vector_math = os.environ.get(NO_LIBMVEC_ENV, "0") in ("", "0")
         self.vector_library = _load_vector_library() if vector_math else None
-        features = llvm.get_host_cpu_features().flatten()
-        functions = self.vector_library.functions() if self.vector_library else {}
-        self._vectors = vecloop.ExplicitVectors(vecmath.vector_lanes(features), functions)
-        self._environment = self._environment_material(features)
         self.disk_cache = diskcache.DiskCache.open(cache_dir) if cache_dir is not None else None
 
-    def _host_machine(self) -> llvm.TargetMachine:
+    def _host_machine(self, opt_level: int) -> llvm.TargetMachine:
         target = llvm.Target.from_default_triple()
-        return target.create_target_machine(
-            cpu=llvm.get_host_cpu_name(),
-            features=llvm.get_host_cpu_features().flatten(),
-            opt=self.opt_level,
-            jit=True,
-        )
+        return target.create_target_machine(cpu=self._cpu, features=self._features, opt=opt_level, jit=True)
 
-    def _environment_material(self, features: str) -> dict[str, str]:
+    # What only some programs need is made when one first does (a first call pays for
+    # nothing else): the explicit vectoriser, and the cache key's fixed part.
+
+    @functools.cached_property
+    def _vectors(self) -> vecloop.ExplicitVectors:
+        functions = self.vector_library.functions() if self.vector_library else {}
+        return vecloop.ExplicitVectors(vecmath.vector_lanes(self._features), functions)
+
+    @functools.cached_property
+    def _environment(self) -> dict[str, str]:
         """The part of every cache key that is fixed for this session."""
         library = self.vector_library
         return {
             "compiler": diskcache.compiler_version(),
             "llvmlite": llvmlite.__version__,
             "llvm": ".".join(map(str, llvm.llvm_version_info)),
-            "triple": self._target_machine.triple,
-            "cpu": llvm.get_host_cpu_name(),
-            "features": features,
+            "triple": self._machine(quick=False).triple,
+            "cpu": self._cpu,
+            "features": self._features,
             "opt_level": str(self.opt_level),
             "explicit_vector_body": str(self.explicit_vector_body),
             "tiny_work": str(self.tiny_work),
@@ -186,12 +192,26 @@ class JitSession:
 
     def _build(self, program: KernelProgram, symbol: str) -> Entry:
         """Emit and compile `program`; a long loop body gets explicit vector loops, a tiny
-        program no IR optimisation (its pipeline would cost milliseconds to save nanoseconds)."""
+        program small loops unrolled, no IR optimisation and -O0 code generation (LLVM's
+        pipelines would cost milliseconds to save nanoseconds).
+        Loops emitted in pieces (`vecloop.CHUNK`) are `optnone` code the pipeline leaves
+        alone, while its module passes still read all of it (about 40 ms per 1000 body
+        instructions): they count as no work here."""
         bodies = [len(step.body) for step in program.steps if isinstance(step, Loop)]
         explicit = max(bodies, default=0) > self.explicit_vector_body
-        vectors = self._vectors if explicit else self._vectors.reductions_only()
-        llvm_ir = str(emit_program(program, symbol, vectors, checked=True))
-        return self._codegen(llvm_ir, symbol, explicit, optimize=_work(program) > self.tiny_work)
+        tiny = _work(program, set()) <= self.tiny_work
+        vectors = self._vectors if explicit else None if tiny else self._vectors.reductions_only()
+        llvm_ir = str(emit_program(program, symbol, vectors, checked=True, straight_line=tiny))
+        work = _work(program, self._in_pieces(program) if explicit else set())
+        return self._codegen(llvm_ir, symbol, explicit, optimize=work > self.tiny_work, quick=tiny)
+
+    def _in_pieces(self, program: KernelProgram) -> set[int]:
+        """Steps whose loop the explicit vectoriser emits as calls to pieces."""
+        e = EmitContext(program, None, [], None)  # no builder: only asking vecloop
+        lanes = self._vectors.lanes
+        return {k for k, step in enumerate(program.steps)
+                if isinstance(step, Loop) and step.shape and len(step.body) > vecloop.CHUNK
+                and lanes.get(step.dtype, 0) >= 2 and vecloop.vectorizable(e, step)}  # fmt: skip
 
     # ------------------------------------------------------------ IR and objects
 
@@ -243,40 +263,57 @@ class JitSession:
                 self._recent.popitem(last=False)
         return entry
 
-    def _codegen(self, llvm_ir: str, symbol: str, explicit: bool, optimize: bool = True) -> Entry:
+    def _codegen(self, llvm_ir: str, symbol: str, explicit: bool, optimize: bool = True,
+                 quick: bool = False) -> Entry:  # fmt: skip
         """Optimise textual IR (unless not `optimize`) and compile it to host object code
-        (nothing is loaded)."""
-        with self._lock:  # one thread at a time uses the target machine
+        (nothing is loaded); `quick`: with the -O0 code generator (about 1 ms instead of 6
+        for a tiny program; its optimised IR says so, for `assembly`)."""
+        with self._lock:  # one thread at a time uses the target machines
             start = time.perf_counter()
-            module = self._optimized(llvm_ir, explicit, optimize)
-            object_code = self._target_machine.emit_object(module)
+            machine = self._machine(quick)
+            module, parsed = self._optimized(llvm_ir, explicit, optimize, machine)
+            object_code = machine.emit_object(module)
             self.stats.codegen += 1
             self.stats.codegen_seconds += time.perf_counter() - start
-        return Entry(symbol, object_code, llvm_ir, str(module))
+        # without a pipeline the optimised IR is the text parsed (not printed again: 0.5 s at 10 MB)
+        optimized = (QUICK + parsed if quick else parsed) if not optimize else str(module)
+        return Entry(symbol, object_code, llvm_ir, optimized)
+
+    def _machine(self, quick: bool) -> llvm.TargetMachine:
+        """The host machine at the session's opt level, or at -O0 for `quick` code generation
+        (each made when first asked for: a session compiling only tiny programs makes one)."""
+        level = 0 if quick else self.opt_level
+        with self._machines_lock:
+            machine = self._machines.get(level)
+            if machine is None:
+                machine = self._machines[level] = self._host_machine(level)
+            return machine
 
     def _load(self, entry: Entry) -> NativeFunction:
         """Load object code into a new engine (one at a time: symbol resolution is process-wide)."""
         with self._lock:
             return NativeFunction(entry)
 
-    def _optimized(self, llvm_ir: str, explicit: bool, optimize: bool = True) -> llvm.ModuleRef:
-        """Parse and optimise; explicit vector code skips LLVM's vectorisers. Scalar math
-        calls are routed through libmvec either way (one value per input in a program)."""
+    def _optimized(self, llvm_ir: str, explicit: bool, optimize: bool,
+                   machine: llvm.TargetMachine) -> tuple[llvm.ModuleRef, str]:  # fmt: skip
+        """The module parsed and optimised for `machine`, and the text parsed (with the
+        target's triple and data layout); explicit vector code skips LLVM's vectorisers.
+        Scalar math calls are routed through libmvec either way (one value per input in a
+        program)."""
         library = self.vector_library
-        if library is not None and not explicit and "@llvm.compiler.used" not in llvm_ir:
+        annotated = "@llvm.compiler.used" in llvm_ir
+        if library is not None and not explicit and not annotated and _calls_math(llvm_ir):
             llvm_ir = vecmath.annotate(llvm_ir, library)
+        llvm_ir = _targeted(llvm_ir, machine)
         module = llvm.parse_assembly(llvm_ir)
-        module.triple = self._target_machine.triple
-        module.data_layout = str(self._target_machine.target_data)
         module.verify()
-        if not optimize:
-            return module
-        tuning = llvm.create_pipeline_tuning_options(speed_level=self.opt_level)
-        tuning.loop_vectorization = not explicit
-        tuning.slp_vectorization = not explicit
-        builder = llvm.create_pass_builder(self._target_machine, tuning)
-        builder.getModulePassManager().run(module, builder)
-        return module
+        if optimize:
+            tuning = llvm.create_pipeline_tuning_options(speed_level=self.opt_level)
+            tuning.loop_vectorization = not explicit
+            tuning.slp_vectorization = not explicit
+            builder = llvm.create_pass_builder(machine, tuning)
+            builder.getModulePassManager().run(module, builder)
+        return module, llvm_ir
 
     def _link_blas(self, symbol: str) -> None:
         """Make `symbol` (a gemm of numpy's OpenBLAS) resolvable for the engine, or raise."""
@@ -287,9 +324,11 @@ class JitSession:
                 self._linked[symbol] = address
 
     def assembly(self, optimized_ir: str) -> str:
-        """Host assembly for already optimised IR (code generation only, nothing is loaded)."""
+        """Host assembly for already optimised IR (code generation only, nothing is loaded),
+        by the code generator that compiled it."""
         with self._lock:
-            return self._target_machine.emit_assembly(llvm.parse_assembly(optimized_ir))
+            machine = self._machine(optimized_ir.startswith(QUICK))
+            return machine.emit_assembly(llvm.parse_assembly(optimized_ir))
 
     def _unique_symbol(self, name: str) -> str:
         """`name`, then `name_1`, `name_2`... (one count per name, not a set of every symbol)."""
@@ -315,10 +354,24 @@ def _engine_with(object_code: bytes) -> llvm.ExecutionEngine:
     return engine
 
 
-def _work(program: KernelProgram) -> int:
-    """Loop-body instructions one run executes (a matmul counts as more than tiny)."""
+def _targeted(llvm_ir: str, machine: llvm.TargetMachine) -> str:
+    """`llvm_ir` with the machine's triple and data layout in its header."""
+    header = f'target triple = "{machine.triple}"\ntarget datalayout = "{machine.target_data}"\n'
+    return header + TARGET_LINES.sub("", llvm_ir, count=2)  # (at the top: the search stops there)
+
+
+def _calls_math(llvm_ir: str) -> bool:
+    """Might the IR call a scalar math function (that libmvec has)?"""
+    return " = call double @" in llvm_ir or " = call float @" in llvm_ir
+
+
+def _work(program: KernelProgram, skipped: set[int]) -> int:
+    """Loop-body instructions one run executes outside the `skipped` steps (a matmul counts
+    as more than tiny)."""
     total = 0
-    for step in program.steps:
+    for k, step in enumerate(program.steps):
+        if k in skipped:
+            continue
         if isinstance(step, Loop):
             total += math.prod(step.shape) * max(len(step.body), 1)
         elif isinstance(step, Matmul):

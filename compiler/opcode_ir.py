@@ -3,7 +3,7 @@ emitter per scalar opcode and per reducing store mode, element addresses (with t
 run-time index checks of gathers and scatters), loads, stores and conversions.
 
 `emit` builds loops, steps and functions from these; `vecloop` builds vector code.
-Imports `.program` and `llvmlite.ir`.
+Imports `.program` and `.irtext` (LLVM IR as text, with llvmlite.ir's interface).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from llvmlite import ir
+from . import irtext as ir
 
 from .program import OPCODES, Access, KernelProgram
 
@@ -33,7 +33,8 @@ STATUS_OK, STATUS_INDEX_ERROR = 0, 1  # what the entry function returns (call.py
 
 class EmitContext:
     """Builder plus what opcode emitters need: buffer bases, the error record, libm,
-    and the vectoriser (if any) that emits innermost loops with explicit vectors."""
+    and the vectoriser (if any) that emits innermost loops with explicit vectors; whether
+    small loops are unrolled (`straight_line`, and `unroll` for the loop being emitted)."""
 
     def __init__(
         self,
@@ -42,12 +43,15 @@ class EmitContext:
         bases: Sequence[ir.Value],
         error: ir.Value,
         vectorizer: ExplicitVectors | None = None,
+        straight_line: bool = False,
     ):
         self.program = program
         self.b = builder
         self.bases = bases
         self.error = error  # ptr to {i64 bad index, i64 bound}, written before failing
         self.vectorizer = vectorizer
+        self.straight_line = straight_line
+        self.unroll = False
 
     def call_math(self, name: str, args: list[ir.Value], intrinsic: bool = True) -> ir.Value:
         """Call `llvm.<name>.f32|f64`, or the libm function `<name>` / `<name>f`

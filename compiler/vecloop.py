@@ -14,7 +14,7 @@ PARTIALS / lanes vectors, lane k of the t-th vector being partial t * lanes + k,
 math (in loops not taken) calls the same libmvec functions as vectors (`call_math`). A
 body longer than CHUNK instructions becomes calls to functions of CHUNK instructions
 each, which pass values through stack slots (code generation stays linear in size).
-Imports `.emit`, `.opcode_ir`, `.program`, `.vecmath` and `llvmlite.ir`.
+Imports `.emit`, `.opcode_ir`, `.program`, `.vecmath` and `.irtext`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from llvmlite import ir
+from . import irtext as ir
 
 from .emit import IN_ORDER, ORDERED, PARTIALS, STACK_ALIGN, accumulate, counted_loop
 from .opcode_ir import (
@@ -256,7 +256,8 @@ def _chunked_body(e: EmitContext, loop: Loop, it: _Iteration) -> list[ir.Value]:
     that another piece (or a store) reads goes through a stack slot whose address the
     pieces share. Returns the values the stores need (None for the others)."""
     body = loop.body
-    crossing = {st.value for st in loop.stores}
+    stored = {st.value for st in loop.stores}
+    crossing = set(stored)
     for k, ins in enumerate(body):
         crossing.update(a for a in ins.args if a // CHUNK != k // CHUNK)
     crossing = {k for k in crossing if body[k].op != "const"}  # constants are made where used
@@ -270,7 +271,7 @@ def _chunked_body(e: EmitContext, loop: Loop, it: _Iteration) -> list[ir.Value]:
         e.b.call(piece, [slots, *it.outer, it.i, *e.bases])
     values: list = []
     for k, ins in enumerate(body):
-        if k in slot:
+        if k in stored and k in slot:  # (loading the others too would leave dead loads)
             values.append(_slot(e.b, slots, slot[k], ty))
         else:  # a constant, or a value no store reads (never asked for)
             values.append(_vector_instr(e, loop, k, [], it) if ins.op == "const" else None)

@@ -10,7 +10,6 @@ registry, symbolic, maps and the program contract of symgrad.compiler.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -41,32 +40,47 @@ def kind_of(node: Node) -> str:
 
 
 class _Body:
-    """The scalar SSA body of one loop, with loads and values deduplicated."""
+    """The scalar SSA body of one loop, with loads and values deduplicated. What a trial
+    generation adds can be taken back (`mark`, `rollback`)."""
 
     def __init__(self, rank: int) -> None:
         self.rank = rank
         self.loads: list = []
+        self.load_at: dict = {}  # access -> its position in loads
         self.instrs: list[Instr] = []
         self.memo: dict[object, int] = {}
 
     def emit(self, key: object, instr: Instr) -> int:
-        if key not in self.memo:
+        found = self.memo.get(key)
+        if found is None:
             self.instrs.append(instr)
-            self.memo[key] = len(self.instrs) - 1
-        return self.memo[key]
+            found = self.memo[key] = len(self.instrs) - 1
+        return found
 
     def load_index(self, acc) -> int:
-        if acc not in self.loads:
+        found = self.load_at.get(acc)
+        if found is None:
             self.loads.append(acc)
-        return self.loads.index(acc)
+            found = self.load_at[acc] = len(self.loads) - 1
+        return found
 
     def load(self, acc) -> int:
-        return self.emit(("load", acc), Instr("load", load=self.load_index(acc)))
+        key = ("load", acc)
+        found = self.memo.get(key)
+        return found if found is not None else self.emit(key, Instr("load", load=self.load_index(acc)))
 
-    def clone(self) -> _Body:
-        copy = _Body(self.rank)
-        copy.loads, copy.instrs, copy.memo = list(self.loads), list(self.instrs), dict(self.memo)
-        return copy
+    def mark(self) -> tuple[int, int, int]:
+        return len(self.loads), len(self.instrs), len(self.memo)
+
+    def rollback(self, mark: tuple[int, int, int]) -> None:
+        """Forget everything added since `mark` (memo keys are only ever added: a dict
+        keeps insertion order, so they are the last ones)."""
+        loads, instrs, memo = mark
+        for acc in self.loads[loads:]:
+            del self.load_at[acc]
+        del self.loads[loads:], self.instrs[instrs:]
+        for _ in range(len(self.memo) - memo):
+            self.memo.popitem()
 
 
 @dataclass
@@ -103,31 +117,33 @@ class Lowering:
 
     def _shared_nodes(self) -> set[int]:
         """Nodes that get a buffer of their own although their kind does not force it."""
-        users: Counter[int] = Counter()
-        for node in self.order:
-            for i in set(map(id, node.inputs)):
-                users[i] += 1
-        elsewhere = self._used_elsewhere()
+        kinds = [kind_of(node) for node in self.order]
+        users, elsewhere = self._uses(kinds)
         shared: set[int] = set()
-        for node in self.order:
-            if kind_of(node) == "elementwise" and users[id(node)] > 1 and node.size > 1 and id(node) in elsewhere:
-                shared.add(id(node))
+        for node, kind in zip(self.order, kinds):
+            if kind == "elementwise":  # (needs no operand in a buffer)
+                if id(node) in elsewhere and users.get(id(node), 0) > 1 and node.size > 1:
+                    shared.add(id(node))
+                continue
             for operand in self._operands_needing_buffers(node):
                 if not self._contiguous(operand, shared):
                     shared.add(id(operand))
         return shared
 
-    def _used_elsewhere(self) -> set[int]:
-        """Nodes read by a consumer that does not compute them at its own loop index (a
-        broadcast, a matmul, ...): sharing those through a buffer saves recomputation.
-        Consumers at the same index share one loop, where CSE computes them once."""
-        found: set[int] = set()
-        for node in self.order:
-            same_index = kind_of(node) in ("elementwise", "reduce")
-            for i in node.inputs:
-                if not (same_index and (i.shape == node.shape or kind_of(node) == "reduce")):
-                    found.add(id(i))
-        return found
+    def _uses(self, kinds: list[str]) -> tuple[dict[int, int], set[int]]:
+        """How many nodes use each node, and the nodes read by a consumer that does not compute
+        them at its own loop index (a broadcast, a matmul, ...): sharing those through a buffer
+        saves recomputation. Consumers at the same index share one loop, where CSE computes
+        them once."""
+        users: dict[int, int] = {}
+        elsewhere: set[int] = set()
+        for node, kind in zip(self.order, kinds):
+            inputs = node.inputs
+            for i in inputs if len(inputs) < 2 else {id(i): i for i in inputs}.values():
+                users[id(i)] = users.get(id(i), 0) + 1
+                if not (kind == "reduce" or kind == "elementwise" and i.shape == node.shape):
+                    elsewhere.add(id(i))
+        return users, elsewhere
 
     def _operands_needing_buffers(self, node: Node) -> list[Node]:
         kind = kind_of(node)
@@ -218,21 +234,21 @@ class Lowering:
         open loop whose writes this one would read, or that writes `buf` too (a second write
         must see the first one complete: setitem, scatter)."""
         key, ident = (tuple(shape), self.buffers[buf].dtype), identity_map(shape)
-        for _ in range(2):
+        while True:  # each retry closes at least one open loop
             loop = self.open.get(key)
-            body = loop.body.clone() if loop is not None else _Body(len(shape))
-            seen = len(body.loads)
+            body = loop.body if loop is not None else _Body(len(shape))
+            mark = body.mark()
             value = gen(body, ident)
             index_at = index(body, ident) if index is not None else -1
-            reads = {a.buffer for a in body.loads[seen:]}
+            reads = {a.buffer for a in body.loads[mark[0]:]}
             clashes = [k for k, lp in self.open.items() if lp.writes & reads or buf in lp.writes]
             if not clashes:
                 break
+            body.rollback(mark)  # the loops it clashes with may include this one
             for k in clashes:
                 self._flush(k)
         if loop is None or key not in self.open:
             loop = self.open[key] = _OpenLoop(tuple(shape), self.buffers[buf].dtype, body)
-        loop.body = body
         target = store_shape if store_shape is not None else shape
         acc = access(buf, target, amap if amap is not None else ident, len(shape))
         if index is None:
@@ -298,22 +314,28 @@ class Lowering:
         return self._generate(node, amap, body, own=True)
 
     def _generate(self, node: Node, amap: Map, body: _Body, own: bool) -> int:
-        """Post-order over (node, map) pairs with an explicit stack: chains of any depth."""
-        pending = [(node, amap, own)]
+        """Post-order over (node, map) pairs with an explicit stack: chains of any depth.
+        A pair's inputs are all done when the stack comes back to it."""
+        memo = body.memo
+        found = memo.get((id(node), amap))
+        if found is not None:
+            return found
+        pending: list[list] = [[node, amap, own, None, None]]
         while pending:
-            n, m, ignore_buffer = pending[-1]
-            key = (id(n), m)
-            if key in body.memo:
-                pending.pop()
-                continue
-            children, finish = self._step(n, m, body, ignore_buffer)
-            missing = [(c, cm, False) for c, cm in children if (id(c), cm) not in body.memo]
-            if missing:
-                pending.extend(missing)
-                continue
-            body.memo[key] = finish([body.memo[(id(c), cm)] for c, cm in children])
+            entry = pending[-1]
+            n, m, ignore_buffer, children, finish = entry
+            if children is None:
+                if (id(n), m) in memo:
+                    pending.pop()
+                    continue
+                children, finish = entry[3], entry[4] = self._step(n, m, body, ignore_buffer)
+                missing = [[c, cm, False, None, None] for c, cm in children if (id(c), cm) not in memo]
+                if missing:
+                    pending.extend(missing)
+                    continue
+            memo[(id(n), m)] = finish([memo[(id(c), cm)] for c, cm in children])
             pending.pop()
-        return body.memo[(id(node), amap)]
+        return memo[(id(node), amap)]
 
     def _step(self, node: Node, amap: Map, body: _Body, own: bool) -> tuple[list, Callable[[list[int]], int]]:
         """(inputs needed as (node, map) pairs, how to combine their instructions)."""
@@ -326,10 +348,14 @@ class Lowering:
         prim = REGISTRY[node.op]
         if prim.kind == "elementwise" and prim.opcode is None:
             # kept alive (and reused): memo keys hold node ids, which must not be recycled
-            expanded = self.expanded.setdefault(id(node), expand(node))
+            expanded = self.expanded.get(id(node))
+            if expanded is None:
+                expanded = self.expanded[id(node)] = expand(node)
             return [(expanded, amap)], lambda v: v[0]
         if prim.kind == "elementwise":
-            args = [(i, broadcast_map(amap, i.shape, node.shape, rank)) for i in node.inputs]
+            shape = node.shape  # an input of the node's shape shares its map; a scalar needs none
+            args = [(i, amap if i.shape == shape else broadcast_map(amap, i.shape, shape, rank) if i.shape
+                     else ()) for i in node.inputs]  # fmt: skip
             return args, lambda v: body.emit(key, Instr(prim.opcode, tuple(v)))
         if prim.kind == "gather":
             return [(node.inputs[1], amap)], lambda v: body.emit(key, self._gather(node, amap, body, v[0]))

@@ -13,7 +13,7 @@ import numpy as np
 from .elementwise import broadcast_shapes
 from .node import Node, const
 from .registry import REGISTRY, apply
-from .simplify import Fold, Rewriter, Rule
+from .simplify import Fold, Rewriter, Rule, fits
 
 
 def _scalar_const(node: Node) -> Node | None:
@@ -23,6 +23,7 @@ def _scalar_const(node: Node) -> Node | None:
     return node if node.op == "const" else None
 
 
+@fits(lambda op, inputs: all(i in ("const", "broadcast_to") for i in inputs))
 def fold_constants(node: Node) -> Node | None:
     """An elementwise op of constants is a constant (broadcast to the op's shape)."""
     if REGISTRY[node.op].kind != "elementwise":
@@ -35,6 +36,7 @@ def fold_constants(node: Node) -> Node | None:
     return const(float(value), node.dtype)
 
 
+@fits(lambda op, inputs: "broadcast_to" in inputs)
 def drop_broadcasts(node: Node) -> Node | None:
     """op(broadcast_to(a), b) -> op(a, b) where implicit broadcasting gives the same shape."""
     if REGISTRY[node.op].kind != "elementwise":
@@ -51,6 +53,8 @@ def drop_broadcasts(node: Node) -> Node | None:
     return apply(node.op, *inputs)
 
 
+@fits(lambda op, inputs: op in ("reshape", "broadcast_to", "index", "sum")
+      and inputs[0] in ("const", "broadcast_to"))
 def fold_structure(node: Node) -> Node | None:
     """Views and sums of a broadcast constant are a broadcast constant."""
     if node.op not in ("reshape", "broadcast_to", "index", "sum") or node.op == "const":
@@ -155,6 +159,11 @@ def _is_power_of_two(v: float) -> bool:
     return v != 0 and np.isfinite(v) and abs(m) == 0.5
 
 
+_TABLES: list[Rewriter] = []  # a rewriter over the tables above: its compiled form is shared
+
+
 def simplifier() -> Rewriter:
     """A fresh rewriter (it collects statistics of what fired)."""
-    return Rewriter(PASSES, ARITHMETIC + STRUCTURE + STABLE + MASKING)
+    if not _TABLES:
+        _TABLES.append(Rewriter(PASSES, ARITHMETIC + STRUCTURE + STABLE + MASKING))
+    return _TABLES[0].fresh()

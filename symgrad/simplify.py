@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .node import Node, const, topo_order
+from .node import Node, const, make, topo_order
 from .registry import apply, rebuild
 
 Pattern = Any
@@ -87,13 +87,26 @@ def _compile(pattern: Pattern, bound: set[str]) -> Matcher:
     return node_matches
 
 
-def _fits(pattern: Pattern, op: str) -> bool:
-    """Can a node with this op match `pattern` (an argument of a rule's pattern)?"""
+def fits(test: Callable[[str, tuple[str, ...]], bool]) -> Callable[[Callable], Callable]:
+    """Mark a pass as able to change only nodes whose op and input ops pass `test(op,
+    input_ops)`: the rewriter asks once per combination of ops, and calls the pass only
+    where it may fire."""
+
+    def mark(fn: Callable) -> Callable:
+        fn.fits = test  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def _fits(pattern: Pattern, op: str | tuple) -> bool:
+    """Can a node with this op (a constant: its attrs) match `pattern` (an argument of a
+    rule's pattern)?"""
     if isinstance(pattern, tuple):
         return pattern[0] == op
-    if isinstance(pattern, (int, float)) or pattern.startswith("c"):
-        return op == "const"
-    return True
+    if isinstance(pattern, (int, float)):
+        return isinstance(op, tuple) and op[0] == pattern
+    return isinstance(op, tuple) if pattern.startswith("c") else True
 
 
 def build(template: Any, b: Bindings, like: Node, rewrite: Callable[[Node], Node]) -> Node:
@@ -113,6 +126,19 @@ def build(template: Any, b: Bindings, like: Node, rewrite: Callable[[Node], Node
     return rewrite(apply(op, *(build(a, b, like, rewrite) for a in args)))
 
 
+def _rebuilt(node: Node, inputs: tuple[Node, ...]) -> Node:
+    """`rebuild(node, inputs)`, without the registry's shape and dtype rules when each new
+    input has the shape, dtype and constness of the one it replaces: those rules read
+    nothing else (a constant is weakly typed), so they would give the node's own. A
+    rewrite keeps shape and dtype (`_accept`), so this is the common case."""
+    for old, new in zip(node.inputs, inputs):
+        if old is not new and (
+            old.shape != new.shape or old.dtype != new.dtype or (old.op == "const") != (new.op == "const")
+        ):
+            return rebuild(node, inputs)
+    return make(node.op, inputs, node.attrs, node.shape, node.dtype)
+
+
 class Rewriter:
     """Applies passes (node -> node | None) and rules at every node until nothing fires."""
 
@@ -122,25 +148,34 @@ class Rewriter:
         for rule in rules:
             self.rules_by_op.setdefault(rule.pattern[0], []).append((rule, compile_pattern(rule.pattern)))
         self.stats = RewriteStats()
-        self._by_ops: dict[tuple[str, ...], list[tuple[Rule, Matcher]]] = {}
+        self._by_ops: dict[tuple, tuple[list, list[tuple[Rule, Matcher]]]] = {}  # see _candidates
         self.fixed: dict[int, Node] = {}  # nodes no rule or pass changes (kept alive: ids stay theirs)
 
-    def run(self, roots: Sequence[Node]) -> list[Node]:
+    def fresh(self) -> Rewriter:
+        """A rewriter with these passes and rules, sharing their compiled patterns and what
+        fits each combination of ops (pure functions of them), with statistics and fixed
+        points of its own."""
+        other = object.__new__(Rewriter)
+        other.passes, other.rules_by_op, other._by_ops = self.passes, self.rules_by_op, self._by_ops
+        other.stats, other.fixed = RewriteStats(), {}
+        return other
+
+    def run(self, roots: Sequence[Node], count: bool = True) -> list[Node]:
+        """The roots rewritten until nothing fires; `count`: add the nodes after to the
+        statistics (one more walk over the result)."""
         order = topo_order(roots)
         self.stats.nodes_before += len(order)
         memo: dict[int, Node] = {}
+        rewrite = self.rewrite
         for node in order:
             if node.inputs:
-                inputs = tuple(memo[id(i)] for i in node.inputs)
-                if any(a is not b for a, b in zip(inputs, node.inputs)):
-                    node_ = rebuild(node, inputs)
-                else:
-                    node_ = node
-                memo[id(node)] = self.rewrite(node_)
+                inputs = tuple([memo[id(i)] for i in node.inputs])
+                memo[id(node)] = rewrite(node if inputs == node.inputs else _rebuilt(node, inputs))
             else:
                 memo[id(node)] = node
         result = [memo[id(r)] for r in roots]
-        self.stats.nodes_after += len(topo_order(result))
+        if count:
+            self.stats.nodes_after += len(topo_order(result))
         return result
 
     def rewrite(self, node: Node) -> Node:
@@ -157,11 +192,14 @@ class Rewriter:
     def _step(self, node: Node) -> Node | None:
         if not node.inputs:  # leaves and constants
             return None
-        for name, fn in self.passes:
+        key = (node.op, *[i.op if i.op != "const" else i.attrs for i in node.inputs])
+        found = self._by_ops.get(key)
+        passes, rules = found if found is not None else self._candidates(key)
+        for name, fn in passes:
             new = fn(node)
             if new is not None and new is not node:
                 return self._accept(name, node, new)
-        for rule, matches in self._candidates(node):
+        for rule, matches in rules:
             b: Bindings = {}
             if matches(node, b) and (rule.when is None or rule.when(b, node)):
                 new = build(rule.replacement, b, node, self.rewrite)
@@ -169,16 +207,19 @@ class Rewriter:
                     return self._accept(rule.name, node, new)
         return None
 
-    def _candidates(self, node: Node) -> list[tuple[Rule, Matcher]]:
-        """The rules whose pattern fits the ops of `node` and of its inputs (cached per ops)."""
-        key = (node.op, *(i.op for i in node.inputs))
-        found = self._by_ops.get(key)
-        if found is None:
-            found = self._by_ops[key] = [
-                (rule, matches) for rule, matches in self.rules_by_op.get(node.op, ())
-                if len(rule.pattern) == len(key) and all(_fits(p, op) for p, op in zip(rule.pattern[1:], key[1:]))
-            ]  # fmt: skip
-        return found
+    def _candidates(self, key: tuple) -> tuple[list, list[tuple[Rule, Matcher]]]:
+        """The passes and rules that may fire at a node of op key[0] whose inputs have the ops
+        key[1:] (a constant's attrs in place of "const"): passes whose `fits` accepts those
+        ops, rules whose pattern fits them."""
+        op, inputs = key[0], key[1:]
+        ops = tuple("const" if isinstance(i, tuple) else i for i in inputs)
+        passes = [(name, fn) for name, fn in self.passes
+                  if getattr(fn, "fits", None) is None or fn.fits(op, ops)]  # fmt: skip
+        rules = [(rule, matches) for rule, matches in self.rules_by_op.get(op, ())
+                 if len(rule.pattern) == len(key)
+                 and all(_fits(p, o) for p, o in zip(rule.pattern[1:], inputs))]  # fmt: skip
+        self._by_ops[key] = (passes, rules)
+        return passes, rules
 
     def _accept(self, name: str, old: Node, new: Node) -> Node:
         if new.dtype != old.dtype:

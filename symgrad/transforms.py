@@ -28,7 +28,7 @@ from .cache import DEFAULT_CACHE, paused_gc
 from .differentiate import vjp as symbolic_vjp
 from .interpret import evaluate
 from .lower import lower
-from .node import Node, const, structure_key
+from .node import Node, const, topo_order
 from .registry import apply
 from .rules import simplifier
 from .structural import zeros
@@ -53,16 +53,27 @@ def _grads(out: Node, seed: Node, wrt: list[Node]) -> list[Node]:
     return [zeros(w.shape, w.dtype) if g is None else g for g, w in zip(found, wrt)]
 
 
+class Output:
+    """Where a traced result had a node: the program output of this shape. A compiled entry
+    keeps these, not the nodes (which would keep the whole graph alive: memory, and objects
+    every garbage collection walks)."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+
 @dataclass
 class Entry:
     """One compiled specialisation of a transform."""
 
     signature: tuple
     compiled: Any
-    result_tree: Any  # the result tree; Node leaves are replaced by program outputs in order
+    result_tree: Any  # the result tree; Output leaves are replaced by program outputs in order
     constants: list[Any]  # result leaves that are not nodes (returned as they are)
     captured: list[Node]  # leaves read from the enclosing scope (read at each call)
-    nodes: list[Node]
+    outputs: list[Output]
     compile_seconds: float
     hits: int = 0
 
@@ -163,11 +174,11 @@ class Staged:
         if any(a.dtype.kind != "f" for a in arrays):
             return None
         _, out_def = pytree.flatten(entry.result_tree)
-        flat_tuple = out_def == ("tuple", (("leaf",),) * len(entry.nodes))
-        if out_def != ("leaf",) and not (flat_tuple and len(entry.nodes) > 1):
+        flat_tuple = out_def == ("tuple", (("leaf",),) * len(entry.outputs))
+        if out_def != ("leaf",) and not (flat_tuple and len(entry.outputs) > 1):
             return None
         try:
-            return entry.compiled.fast_entry([a.shape for a in arrays], [n.shape for n in entry.nodes])
+            return entry.compiled.fast_entry([a.shape for a in arrays], [n.shape for n in entry.outputs])
         except RuntimeError:  # this process's struct layouts were not verified: Python path
             return None
 
@@ -182,7 +193,7 @@ class Staged:
         outs = iter(entry.compiled(inputs) if entry.compiled is not None else [])
         constants = iter(entry.constants)
         leaves, treedef = pytree.flatten(entry.result_tree)
-        values = [next(outs).reshape(n.shape) if isinstance(n, Node) else next(constants) for n in leaves]
+        values = [next(outs).reshape(n.shape) if isinstance(n, Output) else next(constants) for n in leaves]
         return pytree.unflatten(treedef, values)
 
     # ---- tracing -------------------------------------------------------------------
@@ -216,15 +227,17 @@ class Staged:
         result_tree, tensors, _ = self.trace(args)
         leaves, _ = pytree.flatten(result_tree)
         nodes = [n for n in leaves if isinstance(n, Node)]
-        simplified = iter(simplifier().run(nodes))
+        simplified = iter(simplifier().run(nodes, count=False))
         result_tree = pytree.tree_map(lambda n: next(simplified) if isinstance(n, Node) else n, result_tree)
         nodes = [n for n in pytree.flatten(result_tree)[0] if isinstance(n, Node)]
         arg_leaves = [t._node for t in tensors]
-        captured = [n for n in structure_key(nodes)[1] if n.op == "leaf" and not isinstance(n.payload, ArgSlot)]
+        captured = [n for n in topo_order(nodes) if n.op == "leaf" and not isinstance(n.payload, ArgSlot)]
         compiled = DEFAULT_CACHE.session.compile(lower(nodes, arg_leaves + captured), name="function") if nodes else None
         constants = [c for c in pytree.flatten(result_tree)[0] if not isinstance(c, Node)]
         seconds = time.perf_counter() - start
-        entry = Entry(signature, compiled, result_tree, constants, captured, nodes, seconds)
+        result_tree = pytree.tree_map(lambda n: Output(n.shape) if isinstance(n, Node) else n, result_tree)
+        outputs = [Output(n.shape) for n in nodes]
+        entry = Entry(signature, compiled, result_tree, constants, captured, outputs, seconds)
         self.entries[signature] = entry
         self.trim()
         self.misses += 1

@@ -1136,3 +1136,40 @@ def test_tiny_programs_skip_the_ir_pipeline() -> None:
     assert re.search(r"<(4|8) x double>", session.compile(large, name="large").optimized_ir)
     x = np.arange(8.0)
     assert_same(small([x, x]), [2 * x])
+
+
+def test_loops_in_pieces_skip_the_ir_pipeline() -> None:
+    """A program whose work is all in loops emitted as `optnone` pieces gets no IR pipeline
+    (its body function stays a function of its own: nothing inlined it); a program with
+    more work besides does."""
+    session = JitSession()
+    pieces = session.compile(chain(1200), name="pieces")
+    assert re.search(r'define internal i32 @"?pieces\.body"?\(', pieces.optimized_ir)
+    busy = chain(1200)
+    more = loop((1000,), "float64", [Access(0, 0, (1,))], [Instr("load", load=0), Instr("sin", (0,))],
+                [Store(Access(2, 0, (1,)), 1)])  # fmt: skip
+    both = session.compile(KernelProgram(busy.buffers, (*busy.steps, more)), name="both")
+    assert not re.search(r'define internal i32 @"?both\.body"?\(', both.optimized_ir)
+    x = np.linspace(-2, 2, 1000)
+    assert_same(pieces([x]), JitSession(tiny_work=-1).compile(chain(1200), name="pieces")([x]))
+
+
+def test_tiny_programs_get_quick_code_generation() -> None:
+    """A tiny program is straight-line code (its loops unrolled) compiled by the -O0 code
+    generator (its optimised IR says so, and its assembly listing comes from that generator
+    too); a larger one is not. Both compute what the optimised loops compute."""
+    from symgrad.compiler import jit
+
+    session = JitSession()
+    small = session.compile(elementwise("mul", "float64", 8), name="small")
+    large = session.compile(elementwise("mul", "float64", 4096), name="large")
+    assert small.optimized_ir.startswith(jit.QUICK) and not large.optimized_ir.startswith(jit.QUICK)
+    assert "phi" not in small.llvm_ir and "phi" in large.llvm_ir
+    assert "small" in small.asm and "large" in large.asm
+    x = np.arange(8.0)
+    assert_same(small([x, x]), [x * x])
+    summed = reduction("float64", (1, 0), 5)  # running sums (35 iterations), unrolled in order
+    tiny, looped = JitSession(tiny_work=100).compile(summed), JitSession(tiny_work=-1).compile(summed)
+    assert "phi" not in tiny.llvm_ir
+    inputs = [np.random.default_rng(0).normal(size=b.size) for b in summed.buffers if b.kind == "input"]
+    assert_same(tiny(inputs), looped(inputs))

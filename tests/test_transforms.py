@@ -168,3 +168,28 @@ def test_a_shape_error_names_the_users_line():
         sg.grad(model)(np.ones((3, 2)), np.ones((4, 3)))
     notes = "\n".join(getattr(info.value, "__notes__", []))
     assert "test_transforms.py" in notes and "the broken line" in notes
+
+
+def test_a_compiled_signature_keeps_no_graph():
+    """Once compiled, an entry keeps the shapes of its outputs, not their nodes (which would
+    keep the whole traced and simplified graph alive)."""
+    import gc
+
+    from symgrad import node, pytree
+
+    def chain(x):
+        for _ in range(30):
+            x = sg.sin(x) * 0.75 + x * 0.25
+        return x.sum()
+
+    f = sg.value_and_grad(chain)
+    x = np.linspace(-1.0, 1.0, 7)
+    gc.collect()
+    before = len(node._table)
+    value, grad = f(x)
+    gc.collect()
+    assert len(node._table) - before < 10  # constants stay interned; the 200-odd nodes do not
+    entry = next(iter(f.entries.values()))
+    assert not any(isinstance(leaf, node.Node) for leaf in pytree.flatten(entry.result_tree)[0])
+    assert [o.shape for o in entry.outputs] == [(), (7,)]
+    np.testing.assert_array_equal(f(x)[1], grad)
