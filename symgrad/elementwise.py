@@ -28,9 +28,9 @@ SYMBOLS = ("x", "y", "z")
 
 
 def broadcast_shapes(*shapes: Shape) -> Shape:
-    first = shapes[0]
-    if all(s == first or s == () for s in shapes[1:]):  # the common cases, without numpy
-        return tuple(first) if first != () else tuple(max(shapes, key=len))
+    full = [s for s in shapes if s != ()]  # the common cases (equal shapes and 0-d ones), without numpy
+    if not full or all(s == full[0] for s in full):
+        return tuple(full[0]) if full else ()
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:

@@ -8,6 +8,7 @@ a non-structural payload (what binds them to a value). Imports numpy only.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
@@ -46,7 +47,7 @@ class Node:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     def __repr__(self) -> str:
         args = ", ".join(f"%{id(i) & 0xFFFF:x}" for i in self.inputs)
