@@ -11,6 +11,7 @@ import itertools
 import math
 import threading
 import weakref
+from _weakref import _remove_dead_weakref  # type: ignore[import-not-found]
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,8 +19,15 @@ import numpy as np
 
 Shape = tuple[int, ...]
 
-_table: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
+# The intern table: key -> weak reference to the node. A dead node's entry is removed by
+# its reference's callback, only if the entry is still that dead reference (what
+# weakref.WeakValueDictionary does, without its Python-level get and set on every make).
+_table: dict[tuple, weakref.KeyedRef] = {}
 _lock = threading.Lock()
+
+
+def _gone(ref: weakref.KeyedRef, table: dict = _table, remove: Any = _remove_dead_weakref) -> None:
+    remove(table, ref.key)  # defaults bound now: this may run while the interpreter shuts down
 _uids = itertools.count()
 
 
@@ -58,14 +66,19 @@ def make(op: str, inputs: Sequence[Node], attrs: tuple, shape: Shape, dtype: str
     """The interned node with these fields (created on first request)."""
     inputs, attrs, shape = tuple(inputs), tuple(attrs), tuple(shape)
     key = (op, inputs, tuple([_attr_key(a) for a in attrs]) if attrs else (), shape, dtype)
-    with _lock:
-        node = _table.get(key)
+    ref = _table.get(key)
+    node = ref() if ref is not None else None
+    if node is not None:
+        return node
+    with _lock:  # threads making the same node at once make it once
+        ref = _table.get(key)
+        node = ref() if ref is not None else None
         if node is None:
             node = Node.__new__(Node)
             node.op, node.inputs, node.attrs = op, inputs, attrs
             node.shape, node.dtype, node.payload = shape, dtype, None
             node._hash = hash(key)
-            _table[key] = node
+            _table[key] = weakref.KeyedRef(node, _gone, key)
     return node
 
 
