@@ -36,10 +36,10 @@ def child(case: str) -> dict[str, float]:
     """Seconds per stage of one first call of `case` ("w1", "w3" or "chain:K")."""
     os.environ["SYMGRAD_CACHE_DIR"] = "off"
     import llvmlite.binding as llvm
+    from symgrad.compiler import jit
 
     from benchmarks import w4_compile
     from symgrad import simplify, transforms
-    from symgrad.compiler import jit
 
     spent: dict[str, float] = defaultdict(float)
     for owner, name, label in [

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from . import irtext as ir
 
+from . import irtext as ir
 from .program import KernelProgram, Matmul
 
 # cblas_?gemm64_(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)

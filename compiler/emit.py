@@ -17,9 +17,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from . import irtext as ir
-
 from . import blas
+from . import irtext as ir
 from .check import check_program
 from .opcode_ir import (
     ELEMENT_TYPES,

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from . import irtext as ir
-
 from .program import OPCODES, Access, KernelProgram
 
 if TYPE_CHECKING:  # vecloop builds on this module; only its type is named here

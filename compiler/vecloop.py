@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from . import irtext as ir
-
 from .emit import IN_ORDER, ORDERED, PARTIALS, STACK_ALIGN, accumulate, counted_loop
 from .opcode_ir import (
     EMITTERS,

@@ -8,7 +8,6 @@ import math
 import llvmlite.binding as llvm
 import pytest
 from llvmlite import ir as llvmlite_ir
-
 from symgrad.compiler import irtext as ir
 
 VALUES = [0.0, -0.0, 1.0, 0.1, -2.5, 1e-310, 3.4e38, 1e300, math.inf, -math.inf, math.nan, 0.5001]

@@ -10,10 +10,10 @@ import math
 
 import numpy as np
 import pytest
-
-import symgrad as sg
 from symgrad.compiler import Access, Buffer, Fill, Instr, JitSession, KernelProgram, Loop, Store, vecloop
 from symgrad.compiler.emit import IDENTITY, PARTIALS
+
+import symgrad as sg
 
 FILL = {"sum": 0.0, "prod": 1.0, "max": -np.inf, "min": np.inf}
 FOLD = {"sum": np.add, "prod": np.multiply, "max": np.maximum, "min": np.minimum}
