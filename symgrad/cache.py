@@ -83,11 +83,9 @@ class CodeCache:
         return self._session
 
     def get_or_build(self, key: Hashable, build: Callable[[], Any]) -> Any:
-        with self._lock:
-            entry = self.entries.get(key)
+        with self._lock:  # reentrant: lookup takes it too
+            entry = self.lookup(key)
             if entry is not None:
-                self.entries.move_to_end(key)
-                self.stats.hits += 1
                 return entry
             self.stats.misses += 1
             start = time.perf_counter()

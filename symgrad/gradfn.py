@@ -152,8 +152,7 @@ def make_grad_fn(name: str, op: str, operands: tuple, number_edges: bool = False
             nexts.append((_edge(o), 0))
         elif number_edges and isinstance(o, (int, float)):
             nexts.append((None, 0))
-    cls = _classes.get(name) or grad_fn_class(name)
-    return cls(op, operands, tuple(nexts))
+    return grad_fn_class(name)(op, operands, tuple(nexts))
 
 
 def _edge(t: Any) -> GradFn | None:

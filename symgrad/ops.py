@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
-from .gradfn import is_grad_enabled, make_grad_fn
+from .gradfn import make_grad_fn
 from .gradient import SAVED_KINDS, ValueSlot, save_value
 from .node import Node, const, dtype_name, leaf
 from .pending import Pending
@@ -82,9 +82,9 @@ def _array(o: Operand, dt: np.dtype) -> np.ndarray:
 
 def _node(o: Operand, dt: np.dtype) -> Node:
     """The operand's node in dtype `dt`: differentiable casts, or converted runtime inputs."""
-    name = dtype_name(dt)
+    name = _node_dtype(dt)
     if dt.kind != "f":  # graphs compute in floats: integers and booleans enter as float64
-        name, dt = "float64", np.dtype(np.float64)
+        dt = np.dtype(np.float64)
     if not isinstance(o, Tensor):
         return const(float(o), name)
     if o._node is not None:
@@ -103,7 +103,7 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
     if index:
         arrays = [o._value if k in index else _array(o, dt) for k, o in enumerate(operands)]
     else:
-        arrays = [o._value if isinstance(o, Tensor) and o._value.dtype is dt else _array(o, dt) for o in operands]
+        arrays = [_array(o, dt) for o in operands]
     attr_tuple = tuple([attrs[a] for a in prim.attr_names]) if prim.attr_names else ()
     try:
         value = prim.evaluate(attr_tuple, *arrays)
@@ -114,12 +114,7 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
     if type(value) is not np.ndarray or value.dtype is not dt:
         value = np.asarray(value, dtype=dt)
     result = Tensor._wrap(value)
-    for o in operands:  # grad_enabled_for, inlined
-        if isinstance(o, Tensor) and o._nd is not None:
-            break
-    else:
-        return result
-    if is_grad_enabled() or tracing():
+    if grad_enabled_for(*operands):
         if index or name in SAVED_KINDS or tracing():  # the node now (traces read nodes as they go)
             nodes = [o.graph_node() if k in index else _node(o, dt) for k, o in enumerate(operands)]
             result._node = apply(name, *nodes, **attrs)
@@ -129,8 +124,7 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
             # Pendings and Python numbers: a tensor outside the graph is bound now, to the value
             # it has now (so an in-place write to it before backward is caught, as torch does)
             recorded_operands = tuple([(o._nd or _node(o, dt)) if isinstance(o, Tensor) else o for o in operands])
-            result._nd = Pending(name, recorded_operands, attr_tuple, _NODE_DTYPES.get(dt) or _node_dtype(dt),
-                                 value.shape)  # fmt: skip
+            result._nd = Pending(name, recorded_operands, attr_tuple, _node_dtype(dt), value.shape)
     return result
 
 
@@ -139,16 +133,16 @@ INDEX_OPERANDS = {"gather": (1,), "scatter_add": (1,)}
 
 def _node_dtype(dt: np.dtype) -> str:
     """The dtype an op's graph computes in: floats as they are, integers and booleans as float64."""
-    return dtype_name(dt) if dt.kind == "f" else "float64"
+    name = _NODE_DTYPES.get(dt)  # looked up: dt.kind and dt.name are slow on the hot path
+    return name if name is not None else dtype_name(dt) if dt.kind == "f" else "float64"
 
 
-_NODE_DTYPES = {np.dtype(n): _node_dtype(np.dtype(n)) for n in ("float32", "float64", "int64", "int32", "bool")}
+_NODE_DTYPES = {np.dtype(n): n if n.startswith("float") else "float64"
+                for n in ("float32", "float64", "int64", "int32", "bool")}  # fmt: skip
 
 
 def _check_broadcast(shapes: list) -> None:
     """torch's error for shapes that do not broadcast (numpy's would be a ValueError)."""
-    if len(shapes) < 2 or len(shapes) == 2 and (shapes[0] == shapes[1] or not shapes[1] or not shapes[0]):
-        return
     if all(s == shapes[0] or s == () for s in shapes):
         return
     ndim = max((len(s) for s in shapes), default=0)

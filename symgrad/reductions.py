@@ -42,8 +42,12 @@ def _reduce(name: str, a: Operand, dim: Any, keepdim: bool, dt: Any = None) -> T
 
 
 def _count(a: Tensor, dim: Any) -> int:
+    return _elements(a, axes_of(a, dim))
+
+
+def _elements(a: Tensor, axes: tuple[int, ...]) -> int:
     shape = a._value.shape
-    return math.prod([shape[d] for d in axes_of(a, dim)])
+    return math.prod([shape[d] for d in axes])
 
 
 def sum(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:  # noqa: A001
@@ -59,9 +63,8 @@ def mean(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -
             f"or complex dtype. Got: {a.dtype.name.capitalize()}"
         )
     axes = axes_of(a, dim)
-    shape = a._value.shape
     total = primitive("sum", [a], axes=axes, keepdims=bool(keepdim))
-    result = primitive("div", [total, math.prod([shape[d] for d in axes])])  # torch: sum / n
+    result = primitive("div", [total, _elements(a, axes)])  # torch: sum / n
     return recorded(result, "MeanBackward0" if dim is None else "MeanBackward1", "mean", [a])
 
 
