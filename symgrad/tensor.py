@@ -68,12 +68,8 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, value: np.ndarray, storage: Storage | None = None) -> Tensor:
-        t = cls.__new__(cls)  # _init, inlined: every eager op makes a tensor
-        t._value = value
-        t._storage = storage if storage is not None else Storage()
-        t._nd = t._grad_fn = t._grad = t._accumulator = t._value_leaf = t._base = None
-        t._retains_grad = False
-        t._hooks = []
+        t = cls.__new__(cls)
+        t._init(value, storage)
         return t
 
     # ---- autograd state ---------------------------------------------------------------
