@@ -63,6 +63,25 @@ def check_limit(limit: Any) -> int:
     return limit
 
 
+class Key:
+    """A cache key whose hash is computed once: structural keys are large tuples, and a
+    repeated eager backward looks its plan up by the key object it stored (pending.py)."""
+
+    __slots__ = ("value", "_hash")
+
+    def __init__(self, value: Hashable) -> None:
+        self.value, self._hash = value, hash(value)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (type(other) is Key and self._hash == other._hash and self.value == other.value)
+
+    def __repr__(self) -> str:
+        return f"Key({self.value!r})"
+
+
 @dataclass
 class CodeCache:
     """Maps a structural key to whatever `build` made for it, compiling at most once per key

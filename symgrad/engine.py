@@ -58,7 +58,9 @@ def _seeds(outputs: list[Tensor], grad_outputs: list[Any], create_graph: bool = 
 
 
 def _check_and_free(outputs: list[Tensor], retain_graph: bool) -> None:
-    records = walk(outputs[0].grad_fn) if len(outputs) == 1 else [r for o in outputs for r in walk(o.grad_fn)]
+    """torch's error for a second backward through a freed graph that saved tensors; without
+    `retain_graph`, mark every record under `outputs` freed."""
+    records = walk(*[o._grad_fn for o in outputs])
     for r in records:
         if r._freed and r._saves_tensors:
             raise RuntimeError(_FREED)

@@ -88,6 +88,9 @@ class set_grad_enabled(_GradMode):  # noqa: N801
 class GradFn:
     """Base of every grad_fn object; the class name is torch's (AddBackward0, ...)."""
 
+    # slots for what every record has (one is made per eager op); __dict__ for anything else
+    __slots__ = ("_op", "_operands", "next_functions", "_freed", "__dict__", "__weakref__")
+
     def __init__(self, op: str, operands: tuple, next_functions: tuple) -> None:
         self._op = op  # the user-level operation, e.g. "mean"
         self._operands = operands  # tensors and Python numbers, for the forward formula
@@ -114,6 +117,7 @@ class AccumulateGrad(GradFn):
     """A leaf's record. It holds its tensor weakly (the tensor holds it), so that dropping a
     leaf frees it at once instead of leaving a reference cycle for the garbage collector."""
 
+    __slots__ = ("_variable",)
     _saves_tensors = False
 
     def __init__(self, variable: Any) -> None:
@@ -132,7 +136,7 @@ def grad_fn_class(name: str) -> type:
     cls = _classes.get(name)
     if cls is None:
         saves = not (name in _SAVES_NOTHING or name.startswith(_SAVES_NOTHING_PREFIXES))
-        cls = _classes[name] = type(name, (GradFn,), {"__module__": "torch.autograd.graph",
+        cls = _classes[name] = type(name, (GradFn,), {"__module__": "torch.autograd.graph", "__slots__": (),
                                                       "_saves_tensors": saves})  # fmt: skip
     return cls
 
@@ -144,15 +148,23 @@ def make_grad_fn(name: str, op: str, operands: tuple, number_edges: bool = False
     torch gives a Python number operand of + - * / an empty edge (None, 0); `after`
     chains this record behind another one instead (multi-step indexing).
     """
+    cls = _classes.get(name) or grad_fn_class(name)
     if after is not None:
-        return grad_fn_class(name)(op, operands, ((after, 0),))
+        return cls(op, operands, ((after, 0),))
     nexts = []
     for o in operands:
-        if hasattr(o, "_grad_fn"):
-            nexts.append((_edge(o), 0))
-        elif number_edges and isinstance(o, (int, float)):
-            nexts.append((None, 0))
-    return grad_fn_class(name)(op, operands, tuple(nexts))
+        if type(o) in _NUMBERS:
+            if number_edges:
+                nexts.append(_NO_EDGE)
+        elif hasattr(o, "_grad_fn"):
+            nexts.append((o._grad_fn or _edge(o), 0))
+        elif number_edges and isinstance(o, (int, float)):  # numpy's scalars
+            nexts.append(_NO_EDGE)
+    return cls(op, operands, tuple(nexts))
+
+
+_NUMBERS = frozenset({int, float, bool})
+_NO_EDGE = (None, 0)
 
 
 def _edge(t: Any) -> GradFn | None:
@@ -167,15 +179,15 @@ def _edge(t: Any) -> GradFn | None:
     return t._accumulator
 
 
-def walk(fn: GradFn | None) -> list[GradFn]:
-    """Every grad_fn record reachable from `fn` through next_functions."""
-    if fn is None:
-        return []
-    seen: dict[int, GradFn] = {id(fn): fn}
-    stack = [fn]
-    while stack:
-        for n, _ in stack.pop().next_functions:
+def walk(*roots: GradFn | None) -> list[GradFn]:
+    """Every grad_fn record reachable from `roots` through next_functions (each once)."""
+    found = [r for r in roots if r is not None]
+    seen = {id(r) for r in found}
+    k = 0
+    while k < len(found):  # `found` is the work list too: records are appended as they are met
+        for n, _ in found[k].next_functions:
             if n is not None and id(n) not in seen:
-                seen[id(n)] = n
-                stack.append(n)
-    return list(seen.values())
+                seen.add(id(n))
+                found.append(n)
+        k += 1
+    return found

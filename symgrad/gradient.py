@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .cache import DEFAULT_CACHE, CodeCache
+from .cache import DEFAULT_CACHE, CodeCache, Key
 from .differentiate import vjp
 from .interpret import evaluate
 from .lower import lower
@@ -203,8 +203,8 @@ def plan_for(roots: Sequence[Node], seeds: Sequence[Seed],
     leaves = [n for n in order if n.op == "leaf"]
     saved = [(k, n) for k, n in enumerate(order)
              if n.op in SAVED_KINDS and _saved_value(n) is not None] if use_saved and _saved else []  # fmt: skip
-    full_key = ("gradient", key, tuple(position.get(id(w), -1) for w in wrt),
-                tuple(seed_kind(s) for s in seeds), tuple(k for k, _ in saved))  # fmt: skip
+    full_key = Key(("gradient", key, tuple(position.get(id(w), -1) for w in wrt),
+                    tuple(seed_kind(s) for s in seeds), tuple(k for k, _ in saved)))  # fmt: skip
     threshold, symbolic = COMPILE_AT_SIGHTING[0], None
     if not compile_now and threshold != 1 and full_key not in cache.entries:
         with _sightings_lock:

@@ -19,7 +19,7 @@ from .gradient import SAVED_KINDS, ValueSlot, save_value
 from .node import Node, const, dtype_name, leaf
 from .pending import Pending
 from .registry import REGISTRY, apply
-from .tensor import Tensor, grad_enabled_for, tracing
+from .tensor import Tensor, grad_enabled_for, recording, tracing
 
 Operand = Any  # Tensor or Python number
 
@@ -100,11 +100,22 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
     if dt is None:
         dt = result_dtype(operands)
     index = INDEX_OPERANDS.get(name, ())  # int64 positions stay int64
+    arrays = []  # one pass over the operands: their arrays, and what a Pending records
+    recorded = []  # nodes and Pendings (None: a tensor outside the graph) and numbers
+    in_graph = False
+    for o in operands:
+        if isinstance(o, Tensor):
+            v, nd = o._value, o._nd
+            arrays.append(v if v.dtype is dt else v.astype(dt, copy=False))
+            recorded.append(nd)
+            if nd is not None:
+                in_graph = True
+        else:
+            arrays.append(np.asarray(o, dtype=dt))
+            recorded.append(o)
     if index:
-        arrays = [o._value if k in index else _array(o, dt) for k, o in enumerate(operands)]
-    else:
-        arrays = [_array(o, dt) for o in operands]
-    attr_tuple = tuple([attrs[a] for a in prim.attr_names]) if prim.attr_names else ()
+        arrays = [o._value if k in index else a for k, (o, a) in enumerate(zip(operands, arrays))]
+    attr_tuple = tuple([attrs[a] for a in prim.attr_names]) if attrs else ()
     try:
         value = prim.evaluate(attr_tuple, *arrays)
     except ValueError:  # numpy broadcasts as torch does: only its error message differs
@@ -114,17 +125,18 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
     if type(value) is not np.ndarray or value.dtype is not dt:
         value = np.asarray(value, dtype=dt)
     result = Tensor._wrap(value)
-    if grad_enabled_for(*operands):
+    if in_graph and recording():  # as grad_enabled_for(*operands)
         if index or name in SAVED_KINDS or tracing():  # the node now (traces read nodes as they go)
             nodes = [o.graph_node() if k in index else _node(o, dt) for k, o in enumerate(operands)]
             result._node = apply(name, *nodes, **attrs)
             if name in SAVED_KINDS and not tracing():
                 save_value(result._node, result._value, result._storage)
-        else:  # the node when something asks for it (pending.py). A Pending records nodes,
-            # Pendings and Python numbers: a tensor outside the graph is bound now, to the value
-            # it has now (so an in-place write to it before backward is caught, as torch does)
-            recorded_operands = tuple([(o._nd or _node(o, dt)) if isinstance(o, Tensor) else o for o in operands])
-            result._nd = Pending(name, recorded_operands, attr_tuple, _node_dtype(dt), value.shape)
+        else:  # the node when something asks for it (pending.py). A tensor outside the graph
+            # is bound now, to the value it has now (so an in-place write to it before
+            # backward is caught, as torch does)
+            if None in recorded:
+                recorded = [_node(o, dt) if r is None else r for o, r in zip(operands, recorded)]
+            result._nd = Pending(name, tuple(recorded), attr_tuple, _node_dtype(dt), value.shape)
     return result
 
 

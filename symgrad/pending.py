@@ -6,10 +6,18 @@ numbers) and attributes. The node is built when something asks for it (the first
 backward of a structure, inspection, an op that needs nodes). A later backward over
 the same structure finds its compiled plan by `tape_key`, computed from the Pendings
 alone, and never builds a node. Imports node and registry.
+
+A Pending also carries its structure's signature, made when it is recorded: a number
+naming (op, attributes, dtype, the operands' signatures) and the distinct leaves under it
+in first-use order, each operand saying where its own leaves fall in that order. A
+backward over Pendings with signatures keys its plan by the roots' signatures alone (no
+walk). Past MAX_LEAVES leaves, or over a built non-leaf node, there is no signature and
+`tape_key` walks the graph instead.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,11 +33,12 @@ class Pending:
     Operands are as the node will see them, except for dtype: a Node or Pending of
     another dtype is cast, a Python number becomes a constant of `dtype`."""
 
-    __slots__ = ("op", "operands", "attrs", "dtype", "shape", "node")
+    __slots__ = ("op", "operands", "attrs", "dtype", "shape", "node", "sig", "leaves")
 
     def __init__(self, op: str, operands: tuple, attrs: tuple, dtype: str, shape: tuple) -> None:
         self.op, self.operands, self.attrs, self.dtype, self.shape = op, operands, attrs, dtype, shape
         self.node: Node | None = None
+        self.sig, self.leaves = _signature(self)
 
     def build(self) -> Node:
         """This op's node (and those of the Pendings it reads), built once, without recursion."""
@@ -60,11 +69,87 @@ def _operand(o: Operand, dtype: str) -> Node:
     return o if o.dtype == dtype else apply_tuple("cast", (o,), (dtype,))
 
 
+# ---- signatures: structure numbered as it is recorded ------------------------------------
+
+MAX_LEAVES = 16  # merging leaf lists costs up to this much per op
+_SIGS: dict[tuple, int] = {}  # (op, attrs, dtype, operand parts) -> signature
+_SIGS_LIMIT = 1 << 16
+_numbers = itertools.count()  # never reused: a cleared table only costs new numbers
+
+
+def _signature(p: Pending) -> tuple[int | None, tuple[Node, ...]]:
+    """(signature, leaves) of `p` from its operands', or (None, ()) when there is none.
+
+    Each operand's part names its structure and where its leaves fall among `p`'s: a
+    Pending's signature alone when they come first and in its own order, else with their
+    positions; a leaf node by shape, dtype, parameter flag and position; a number by value."""
+    leaves: tuple[Node, ...] = ()
+    parts = []
+    for o in p.operands:
+        kind = type(o)
+        if kind is Pending:
+            sig, own = o.sig, o.leaves
+            if sig is None:
+                return None, ()
+            if own is leaves or not leaves:
+                leaves = own
+                parts.append(sig)
+            else:
+                at, leaves = _merged(leaves, own)
+                parts.append(sig if at == tuple(range(len(at))) else (sig, at))
+        elif kind is float or kind is int:  # as _number_key, inlined: the hot path of every op
+            parts.append(("n", o) if o == o and o != 0 else ("n", repr(float(o))))
+        elif kind is Node:
+            if o.op != "leaf":
+                return None, ()
+            if leaves:
+                (k,), leaves = _merged(leaves, (o,))
+            else:
+                k, leaves = 0, (o,)
+            parts.append(("leaf", o.shape, o.dtype, o.payload is not None and o.payload.is_param, k))
+        else:
+            parts.append(_number_key(o))
+    if len(leaves) > MAX_LEAVES:
+        return None, ()
+    key = (p.op, tuple([_attr_key(a) for a in p.attrs]) if p.attrs else (), p.dtype, *parts)
+    sig = _SIGS.get(key)
+    if sig is None:
+        if len(_SIGS) >= _SIGS_LIMIT:
+            _SIGS.clear()
+        sig = _SIGS[key] = next(_numbers)
+    return sig, leaves
+
+
+def _merged(leaves: tuple[Node, ...], more: tuple[Node, ...]) -> tuple[tuple[int, ...], tuple[Node, ...]]:
+    """(where each of `more` is, `leaves` with those not in it appended): by identity."""
+    at = []
+    for leaf in more:
+        k = next((k for k, other in enumerate(leaves) if other is leaf), len(leaves))
+        if k == len(leaves):
+            leaves = (*leaves, leaf)
+        at.append(k)
+    return tuple(at), leaves
+
+
 def tape_key(roots: Sequence[Node | Pending], extra: tuple = ()) -> tuple[tuple, list[Node]]:
     """A key for the structure under `roots` (Pendings as recorded, built nodes as they
     are), and its leaves in key order. Two graphs with one key build structurally equal
-    nodes; `extra` is appended to the key. Entries are in post-order, operands left to
-    right (a recursive walk for shallow graphs, the same order without recursion for deep ones)."""
+    nodes; `extra` is appended to the key.
+
+    Roots that are Pendings with signatures are keyed by them (see _signature). Otherwise
+    the graph is walked: entries in post-order, operands left to right (a recursive walk
+    for shallow graphs, the same order without recursion for deep ones)."""
+    if len(roots) == 1:
+        root = roots[0]
+        if type(root) is Pending and root.sig is not None:
+            return ("sig", root.sig, extra), list(root.leaves)
+    elif all(type(r) is Pending and r.sig is not None for r in roots):
+        return _signed_key(roots, extra)
+    return walked_key(roots, extra)
+
+
+def walked_key(roots: Sequence[Node | Pending], extra: tuple = ()) -> tuple[tuple, list[Node]]:
+    """tape_key by walking the graph (for roots without signatures)."""
     walk = _Walk()
     try:
         at = tuple([walk.visit(r, 0) for r in roots])
@@ -72,6 +157,16 @@ def tape_key(roots: Sequence[Node | Pending], extra: tuple = ()) -> tuple[tuple,
         walk = _Walk()
         at = tuple([walk.visit_deep(r) for r in roots])
     return (tuple(walk.entries), at, extra), walk.leaves
+
+
+def _signed_key(roots: Sequence[Pending], extra: tuple) -> tuple[tuple, list[Node]]:
+    """The key of several signed roots: each root's signature and its leaves' positions."""
+    leaves: tuple[Node, ...] = ()
+    parts = []
+    for r in roots:
+        at, leaves = _merged(leaves, r.leaves)
+        parts.append((r.sig, at))
+    return ("sigs", tuple(parts), extra), list(leaves)
 
 
 class _Deep(Exception):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import symgrad
-from symgrad.pending import Pending, tape_key
+from symgrad.pending import MAX_LEAVES, Pending, tape_key, walked_key
 
 RNG = np.random.default_rng(7)
 
@@ -178,11 +178,92 @@ def test_shallow_and_deep_walks_give_the_same_key(monkeypatch):
     x, w = leaf([1.0, 2.0]), leaf([0.5, 0.25])
     c = symgrad.tensor([3.0, 4.0], dtype=symgrad.float64)
     y = ((x * w + c) ** 2 - x.exp() / 3).sum() + (w * w).mean()
-    shallow = tape_key([y._nd], ("one",))
+    shallow = walked_key([y._nd], ("one",))
     monkeypatch.setattr(pending._Walk, "DEPTH", 0)
-    deep = tape_key([y._nd], ("one",))
+    deep = walked_key([y._nd], ("one",))
     assert shallow[0] == deep[0]
     assert [id(n) for n in shallow[1]] == [id(n) for n in deep[1]]
+
+
+def key_of(make) -> tuple:
+    """The tape key of a fresh graph made by `make(x, y)` (two new float64 leaves of shape (2,))."""
+    x, y = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    return tape_key([make(x, y)._nd], ("one",))[0]
+
+
+def test_signatures_tell_apart_what_builds_different_nodes():
+    same = [lambda x, y: (x * 2).sum(), lambda x, y: (x * 2.0).sum()]
+    assert key_of(same[0]) == key_of(same[1]) == key_of(same[0])
+    different = [
+        lambda x, y: (x * y).sum(),
+        lambda x, y: (x * x).sum(),  # one leaf used twice
+        lambda x, y: (x * 0.0).sum(),
+        lambda x, y: (x * -0.0).sum(),
+        lambda x, y: (x * float("nan")).sum(),
+        lambda x, y: (x * y).sum(0, keepdim=True),  # another attribute
+        lambda x, y: (x * y).mean(),
+        lambda x, y: (x.float() * y.float()).sum(),  # another dtype
+        lambda x, y: (x * y.detach()).sum(),  # a leaf that is not a parameter
+        lambda x, y: (x * y + x * y.sin()).sum(),
+        lambda x, y: (x * y + y * x.sin()).sum(),  # the second operand's leaves in another order
+        lambda x, y: (x * y.sin()).sum(),
+        lambda x, y: (x.sin() * y).sum(),
+    ]
+    keys = [key_of(make) for make in different]
+    assert len(set(keys)) == len(keys)
+    # one structure over leaves met in the other order: one key (the leaves are listed in order)
+    assert key_of(lambda x, y: (y * x.sin()).sum()) == keys[-2]
+
+
+def test_swapped_leaves_share_a_signature_and_get_their_own_gradients():
+    """x * sin(y) and y * sin(x) have one structure; the gradients follow the leaves."""
+    x0, y0 = np.array([0.5, 1.5]), np.array([-1.0, 2.0])
+    for _ in range(3):
+        x, y = leaf(x0), leaf(y0)
+        (x * y.sin()).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), np.sin(y0), rtol=1e-14)
+        np.testing.assert_allclose(y.grad.numpy(), x0 * np.cos(y0), rtol=1e-14)
+        x, y = leaf(x0), leaf(y0)
+        before = by_tape()
+        (y * x.sin()).sum().backward()
+        assert by_tape() == before + 1  # the same plan, by signature
+        np.testing.assert_allclose(y.grad.numpy(), np.sin(x0), rtol=1e-14)
+        np.testing.assert_allclose(x.grad.numpy(), y0 * np.cos(x0), rtol=1e-14)
+        x, y = leaf(x0), leaf(y0)
+        (x * y + y * x.sin()).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), y0 + y0 * np.cos(x0), rtol=1e-14)
+        np.testing.assert_allclose(y.grad.numpy(), x0 + np.sin(x0), rtol=1e-14)
+
+
+def test_more_leaves_than_signatures_take_are_keyed_by_walking():
+    values = RNG.standard_normal((MAX_LEAVES + 4, 3))
+    for step in range(3):
+        leaves = [leaf(v) for v in values]
+        total = leaves[0] * 1.0
+        for t in leaves[1:]:
+            total = total + t * t
+        y = total.sum()
+        assert y._nd.sig is None
+        before = by_tape()
+        y.backward()
+        if step:
+            assert by_tape() == before + 1
+        np.testing.assert_allclose(leaves[0].grad.numpy(), np.ones(3))
+        for t, v in zip(leaves[1:], values[1:]):
+            np.testing.assert_allclose(t.grad.numpy(), 2 * v, rtol=1e-14)
+
+
+def test_several_roots_are_keyed_by_their_signatures_and_shared_leaves():
+    x0, y0 = np.array([0.5, 1.5]), np.array([-1.0, 2.0])
+    for step in range(3):
+        x, y = leaf(x0), leaf(y0)
+        a, b = (x * y).sum(), (y.exp() * 2).sum()
+        before = by_tape()
+        symgrad.autograd.backward([a, b])
+        if step:
+            assert by_tape() == before + 1
+        np.testing.assert_allclose(x.grad.numpy(), y0, rtol=1e-14)
+        np.testing.assert_allclose(y.grad.numpy(), x0 + 2 * np.exp(y0), rtol=1e-14)
 
 
 def test_graphs_with_built_nodes_are_keyed_by_their_nodes_too():
