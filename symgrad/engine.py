@@ -86,7 +86,7 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
     _check_and_free(outputs, retain)
     targets = None if inputs is None else [t for t in _as_list(inputs)]
     tape = None
-    if targets is None and not create_graph and not RETAINING and not HOOKED:
+    if targets is None and not create_graph and not RETAINING.data and not HOOKED.data:  # (no Python __len__)
         tape = tape_key([o._nd for o in outputs], tuple([seed_kind(s) for s in seeds]))
         if _by_tape(tape, seeds):
             return

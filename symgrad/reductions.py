@@ -64,7 +64,7 @@ def mean(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -
         )
     axes = axes_of(a, dim)
     total = primitive("sum", [a], axes=axes, keepdims=bool(keepdim))
-    result = primitive("div", [total, _elements(a, axes)])  # torch: sum / n
+    result = primitive("div", [total, _elements(a, axes)], total._value.dtype)  # torch: sum / n
     return recorded(result, "MeanBackward0" if dim is None else "MeanBackward1", "mean", [a])
 
 
