@@ -1,0 +1,219 @@
+"""symgrad's own vector math: float32 sin, cos, exp and tanh as LLVM IR text
+(polynomials evaluated with FMA), defined in every module that calls them, so that
+LLVM inlines them into vector loops: no call, no spills around one.
+
+`definition(scalar, lanes, fallback)` is the text of one function
+`<lanes x float> @symbol(<lanes x float>)` (`vecmath` wraps it in a `Variant`, in
+place of the libmvec variant `fallback`, which sin and cos still call for lanes beyond
+their range reduction). Every lane's result depends on that lane alone, so any width
+computes the same function. Pure text: imports only the standard library.
+
+The polynomials and reduction constants are those of Arm's optimized-routines
+(Apache-2.0 WITH LLVM-exception), whose vector sinf, cosf, expf and tanhf use them:
+max errors documented there 1.89, 1.89, 1.95 and 2.58 ulp; measured here in
+tests/test_vector_math.py.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+VERSION = "vp1"  # part of code cache keys: change it with any function below
+FUNCTIONS = ("llvm.sin.f32", "llvm.cos.f32", "llvm.exp.f32", "llvm.tanh.f32")
+
+# sin(r) = r + r^3 (A3 + A5 r^2 + A7 r^4 + A9 r^6) on [-pi/2, pi/2], 1.886 ulp
+SIN_POLY = ("-0x1.555548p-3", "0x1.110df4p-7", "-0x1.9f42eap-13", "0x1.5b2e76p-19")
+PI = ("0x1.921fb6p+1", "-0x1.777a5cp-24", "-0x1.ee59dap-49")  # pi = sum, for x - n pi in 3 FMAs
+INV_PI, HALF_PI = "0x1.45f306p-2", "0x1.921fb6p+0"
+SHIFT = "0x1.8p+23"  # fma(x, c, SHIFT) rounds x c to an integer, held in the low mantissa bits
+TRIG_RANGE = "0x1p+20"  # |x| from here on: libmvec's reduction (three parts of pi no longer do)
+# exp(r) - 1 = C4 r + C3 r^2 + C2 r^3 + C1 r^4 + C0 r^5 on [-ln2/2, ln2/2]
+EXP_POLY = ("0x1.0e4020p-7", "0x1.573e2ep-5", "0x1.555e66p-3", "0x1.fffdb6p-2", "0x1.ffffecp-1")
+INV_LN2, LN2_HI, LN2_LO = "0x1.715476p+0", "0x1.62e4p-1", "0x1.7f7d1cp-20"
+# expm1(r) = r + r^2 (c0 + c1 r + c2 r^2 + c3 r^3 + c4 r^4) on [-ln2/2, ln2/2]
+EXPM1_POLY = ("0x1.fffffep-2", "0x1.5554aep-3", "0x1.555736p-5", "0x1.12287cp-7", "0x1.6b55a2p-10")
+TANH_ONE = "0x1.205966p+3"  # tanh(x) rounds to 1 beyond this
+SIGN, ONE_BITS = 0x80000000, 0x3F800000
+STACK_ALIGN = 64
+
+
+PREFIX = "symgrad.vp."  # of every own function's symbol
+
+
+def symbol(scalar: str, lanes: int) -> str:
+    """The own function replacing `scalar` (llvm.sin.f32 ...) at `lanes` lanes."""
+    return f"{PREFIX}{scalar.removeprefix('llvm.')}.v{lanes}"
+
+
+def definition(scalar: str, lanes: int, fallback: str) -> str:
+    """The IR text defining `symbol(scalar, lanes)`; `fallback` is the libmvec variant of
+    the same function and width (declared here if used)."""
+    f = _Function(lanes)
+    x = "%x"
+    body = {"llvm.sin.f32": _sin, "llvm.cos.f32": _cos, "llvm.exp.f32": _exp, "llvm.tanh.f32": _tanh}[scalar]
+    result = body(f, x)
+    if scalar in ("llvm.sin.f32", "llvm.cos.f32"):  # lanes too big for the reduction: libmvec's
+        wide = f.op(f"fcmp oge {f.v} {f.fabs(x)}, {f.const(TRIG_RANGE)}")
+        result = f.rare(wide, result, lambda: f.op(f"call {f.v} @{fallback}({f.v} {x})"))
+        declare = f"declare {f.v} @{fallback}({f.v}) nounwind willreturn memory(none)\n"
+    else:
+        declare = ""
+    # where not inlined (calls from LLVM's vectoriser), aligned spills around the fallback
+    # call, as emit.STACK_ALIGN gives the kernels
+    head = (f"define internal {f.v} @{symbol(scalar, lanes)}({f.v} %x) "
+            f"alwaysinline nounwind willreturn memory(none) alignstack({STACK_ALIGN}) {{")  # fmt: skip
+    return declare + "\n".join([head, "entry:", *f.lines, f"  ret {f.v} {result}", "}"]) + "\n"
+
+
+class _Function:
+    """Lines of one function body, with fresh value names; values are vectors of float
+    (`v`) or of i32 (`i`), given as text."""
+
+    def __init__(self, lanes: int) -> None:
+        self.lanes, self.lines, self.block = lanes, [], "entry"
+        self.v, self.i = f"<{lanes} x float>", f"<{lanes} x i32>"
+        self.suffix = f"v{lanes}f32"
+
+    def op(self, text: str) -> str:
+        name = f"%t{len(self.lines)}"
+        self.lines.append(f"  {name} = {text}")
+        return name
+
+    def const(self, hexfloat: str) -> str:
+        (bits,) = struct.unpack("<Q", struct.pack("<d", _float32(hexfloat)))
+        return f"splat (float 0x{bits:016X})"
+
+    def int(self, value: int) -> str:
+        return f"splat (i32 {value - (1 << 32) if value >= 1 << 31 else value})"
+
+    def fma(self, a: str, b: str, c: str) -> str:
+        return self.op(f"call {self.v} @llvm.fma.{self.suffix}({self.v} {a}, {self.v} {b}, {self.v} {c})")
+
+    def fabs(self, a: str) -> str:
+        return self.op(f"call {self.v} @llvm.fabs.{self.suffix}({self.v} {a})")
+
+    def binary(self, op: str, a: str, b: str, ty: str = "") -> str:
+        return self.op(f"{op} {ty or self.v} {a}, {b}")
+
+    def bits(self, a: str) -> str:
+        return self.op(f"bitcast {self.v} {a} to {self.i}")
+
+    def float(self, a: str) -> str:
+        return self.op(f"bitcast {self.i} {a} to {self.v}")
+
+    def select(self, mask: str, a: str, b: str, ty: str = "") -> str:
+        ty = ty or self.v
+        return self.op(f"select <{self.lanes} x i1> {mask}, {ty} {a}, {ty} {b}")
+
+    def rare(self, mask: str, usual: str, special: Callable[[], str]) -> str:
+        """`usual`, with the lanes of `mask` taken from `special()`, which runs (in a branch
+        marked unlikely) only when some lane of `mask` is set."""
+        n = len(self.lines)
+        any_ = self.op(f"call i1 @llvm.vector.reduce.or.v{self.lanes}i1(<{self.lanes} x i1> {mask})")
+        here, rare, done = self.block, f"rare{n}", f"done{n}"
+        weights = '!prof !{!"branch_weights", i32 1, i32 2000}'
+        self.lines.append(f"  br i1 {any_}, label %{rare}, label %{done}, {weights}")
+        self.lines.append(f"{rare}:")
+        mixed = self.select(mask, special(), usual)
+        self.lines += [f"  br label %{done}", f"{done}:"]
+        self.block = done
+        return self.op(f"phi {self.v} [ {usual}, %{here} ], [ {mixed}, %{rare} ]")
+
+
+def _float32(hexfloat: str) -> float:
+    value = float.fromhex(hexfloat)
+    (rounded,) = struct.unpack("<f", struct.pack("<f", value))
+    assert rounded == value, f"{hexfloat} is not a float32"
+    return value
+
+
+def _sin_poly(f: _Function, r: str) -> str:
+    """sin(r) for r in [-pi/2, pi/2]: r + r^3 p(r^2)."""
+    r2 = f.binary("fmul", r, r)
+    a3, a5, a7, a9 = (f.const(c) for c in SIN_POLY)
+    y = f.fma(a9, r2, a7)
+    y = f.fma(y, r2, a5)
+    y = f.fma(y, r2, a3)
+    return f.fma(f.binary("fmul", y, r2), r, r)
+
+
+def _reduce_pi(f: _Function, a: str, n: str) -> str:
+    """a - n pi, exactly enough for |a| < TRIG_RANGE."""
+    r = a
+    for part in PI:
+        r = f.fma(n, f.const(f"-{part}" if not part.startswith("-") else part[1:]), r)
+    return r
+
+
+def _sin(f: _Function, x: str) -> str:
+    """sin(x) = sign(x) (-1)^n sin(|x| - n pi), n = rint(|x| / pi)."""
+    a = f.fabs(x)
+    z = f.fma(a, f.const(INV_PI), f.const(SHIFT))
+    odd = f.binary("shl", f.bits(z), f.int(31), f.i)
+    n = f.binary("fsub", z, f.const(SHIFT))
+    y = _sin_poly(f, _reduce_pi(f, a, n))
+    sign = f.binary("and", f.bits(x), f.int(SIGN), f.i)
+    flip = f.binary("xor", sign, odd, f.i)
+    return f.float(f.binary("xor", f.bits(y), flip, f.i))
+
+
+def _cos(f: _Function, x: str) -> str:
+    """cos(x) = (-1)^n sin(|x| - (n - 1/2) pi), n = rint((|x| + pi/2) / pi)."""
+    a = f.fabs(x)
+    z = f.fma(f.binary("fadd", a, f.const(HALF_PI)), f.const(INV_PI), f.const(SHIFT))
+    odd = f.binary("shl", f.bits(z), f.int(31), f.i)
+    n = f.binary("fsub", f.binary("fsub", z, f.const(SHIFT)), f.const("0x1p-1"))
+    y = _sin_poly(f, _reduce_pi(f, a, n))
+    return f.float(f.binary("xor", f.bits(y), odd, f.i))
+
+
+def _exp(f: _Function, x: str) -> str:
+    """exp(x) = 2^n (1 + p(r)), x = n ln2 + r; 2^n in two factors where it would leave
+    the normal range (overflow to inf, underflow to subnormals and 0)."""
+    z = f.fma(x, f.const(INV_LN2), f.const(SHIFT))
+    n = f.binary("fsub", z, f.const(SHIFT))
+    r = f.fma(n, f.const(f"-{LN2_HI}"), x)
+    r = f.fma(n, f.const(f"-{LN2_LO}"), r)
+    e = f.binary("shl", f.bits(z), f.int(23), f.i)
+    scale = f.float(f.binary("add", e, f.int(ONE_BITS), f.i))
+    c0, c1, c2, c3, c4 = (f.const(c) for c in EXP_POLY)
+    r2 = f.binary("fmul", r, r)
+    q = f.fma(f.fma(c0, r, c1), r2, f.fma(c2, r, c3))
+    poly = f.fma(q, r2, f.binary("fmul", c4, r))
+    usual = f.fma(poly, scale, scale)
+    absn = f.fabs(n)
+    outside = f.op(f"fcmp ogt {f.v} {absn}, {f.const('0x1.f8p+6')}")  # |n| > 126
+
+    def split() -> str:
+        """2^n = s1 s2, s1 = 2^127 (n > 0) or 2^-125; beyond |n| = 192, s1^2 (inf or 0)."""
+        low = f.op(f"fcmp ole {f.v} {n}, zeroinitializer")
+        b = f.select(low, f.int(0x82000000), "zeroinitializer", f.i)
+        s1 = f.float(f.binary("add", b, f.int(0x7F000000), f.i))
+        s2 = f.float(f.binary("sub", e, b, f.i))
+        far = f.op(f"fcmp ogt {f.v} {absn}, {f.const('0x1.8p+7')}")  # |n| > 192
+        scaled = f.binary("fmul", f.fma(poly, s2, s2), s1)
+        return f.select(far, f.binary("fmul", s1, s1), scaled)
+
+    return f.rare(outside, usual, split)
+
+
+def _tanh(f: _Function, x: str) -> str:
+    """tanh(x) = sign(x) q / (q + 2), q = expm1(2 |x|); 1 beyond TANH_ONE (odd exactly:
+    tanh(-0) = -0)."""
+    a = f.fabs(x)
+    t = f.binary("fadd", a, a)
+    z = f.fma(t, f.const(INV_LN2), f.const(SHIFT))
+    n = f.binary("fsub", z, f.const(SHIFT))
+    r = f.fma(n, f.const(f"-{LN2_HI}"), t)
+    r = f.fma(n, f.const(f"-{LN2_LO}"), r)
+    scale = f.float(f.binary("add", f.binary("shl", f.bits(z), f.int(23), f.i), f.int(ONE_BITS), f.i))
+    c0, c1, c2, c3, c4 = (f.const(c) for c in EXPM1_POLY)
+    p = f.fma(f.fma(f.fma(f.fma(c4, r, c3), r, c2), r, c1), r, c0)
+    p = f.fma(p, f.binary("fmul", r, r), r)
+    q = f.fma(p, scale, f.binary("fsub", scale, f.const("0x1p+0")))
+    y = f.binary("fdiv", q, f.binary("fadd", q, f.const("0x1p+1")))
+    big = f.op(f"fcmp ogt {f.v} {a}, {f.const(TANH_ONE)}")
+    y = f.select(big, f.const("0x1p+0"), y)
+    sign = f.binary("and", f.bits(x), f.int(SIGN), f.i)
+    return f.float(f.binary("or", f.bits(y), sign, f.i))

@@ -1,0 +1,230 @@
+"""symgrad's own float32 sin, cos, exp and tanh (compiler/vecpoly.py): accuracy in ulp
+against an extended-precision reference over wide and dense ranges, special values and
+the edges of each function, every vector width the host has (all widths compute the
+same function, bit for bit), a host without AVX-512, lanes that take a rare branch next
+to lanes that do not, and the IR plumbing (definitions, cache key).
+
+Measured max error (glibc 2.36 libmvec as fallback, AVX-512 host): see MAX_ULP.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import re
+
+import numpy as np
+import pytest
+from symgrad.compiler import JitSession, jit, vecmath, vecpoly
+
+from tests.test_vector_math import elementwise, reference, special_values, ulp_errors
+
+ULP_BOUND = 4.0
+OPS = {"llvm.sin.f32": "sin", "llvm.cos.f32": "cos", "llvm.exp.f32": "exp", "llvm.tanh.f32": "tanh"}
+F32 = np.float32
+# Values at the edges: exp's overflow (88.72284) and underflow (normal below -87.33654,
+# subnormal to -103.97208, 0 after), tanh's saturation (TANH_ONE), the trigonometric
+# reduction's range (2^20), multiples of pi/2 and large arguments.
+EDGES = np.array(
+    [88.72283, 88.72284, 88.722844, 88.7229, 89.0, 100.0, 1e10, -87.33654, -87.3366, -100.0,
+     -103.9720, -103.97208, -103.9721, -104.0, -150.0, -1e10, 9.0, 9.010913, 9.011, 8.5, 20.0,
+     -9.011, -20.0, 2.0**20 - 1, 2.0**20, 2.0**20 + 2, 1e6, 1e7, 1e20, 3.4e38, -3.4e38,
+     np.pi / 2, np.pi, 3 * np.pi / 2, 2 * np.pi, 1e-20, -1e-20, 1e-40, -1e-40, 2.0**-126, 2.0**-149,
+     0.3465736, 0.3465737, -0.3465736, 1.0397, 1e-4, -1e-4],
+    F32,
+)  # fmt: skip
+
+
+def wide_inputs(seed: int, n: int = 200_000) -> np.ndarray:
+    """Magnitudes over the whole float32 range, dense working ranges, and the edges."""
+    rng = np.random.default_rng(seed)
+    sign = rng.choice([-1.0, 1.0], n)
+    wide = np.exp2(rng.uniform(-149, 128, n)) * sign
+    dense = [rng.uniform(-1, 1, n), rng.uniform(-12, 12, n), rng.uniform(-110, 90, n),
+             rng.uniform(-2.0**20, 2.0**20, n // 4), np.exp2(rng.uniform(-30, 0, n)) * sign]  # fmt: skip
+    with np.errstate(over="ignore"):
+        return np.concatenate([wide, *dense, EDGES, special_values("float32")]).astype(F32)
+
+
+@functools.cache
+def case(op: str) -> tuple[np.ndarray, np.ndarray]:
+    x = wide_inputs(len(op))
+    return x, reference(op, [x])
+
+
+@pytest.fixture(scope="module")
+def session() -> JitSession:
+    s = JitSession(vector_math=True)
+    if s.vector_library is None or not s.vector_library.own():
+        pytest.skip("no libmvec on this machine (own functions fall back to it)")
+    return s
+
+
+def own_variants(session: JitSession) -> list[vecmath.Variant]:
+    assert session.vector_library is not None
+    return sorted(session.vector_library.own().values(), key=lambda v: (v.scalar, v.lanes))
+
+
+def run_variant(session: JitSession, v: vecmath.Variant, x: np.ndarray) -> np.ndarray:
+    """`v` on x (padded to whole vectors) through a loop that calls it directly."""
+    lanes = v.lanes
+    padded = np.concatenate([x, np.zeros(-x.size % lanes, F32)])
+    vec = f"<{lanes} x float>"
+    text = (
+        f"declare {vec} @{v.symbol}({vec})\n"
+        "define void @run(ptr %in, ptr %out, i64 %n) {\nentry:\n  br label %loop\nloop:\n"
+        "  %i = phi i64 [ 0, %entry ], [ %next, %loop ]\n"
+        "  %p = getelementptr float, ptr %in, i64 %i\n"
+        f"  %v = load {vec}, ptr %p, align 4\n  %r = call {vec} @{v.symbol}({vec} %v)\n"
+        f"  %q = getelementptr float, ptr %out, i64 %i\n  store {vec} %r, ptr %q, align 4\n"
+        f"  %next = add i64 %i, {lanes}\n  %more = icmp ult i64 %next, %n\n"
+        "  br i1 %more, label %loop, label %exit\nexit:\n  ret void\n}\n"
+    )
+    native = session.add_ir(text, "run")
+    out = np.empty_like(padded)
+    run = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)(native.address)
+    run(padded.ctypes.data, out.ctypes.data, padded.size)
+    return out[: x.size]
+
+
+def assert_within_bound(op: str, x: np.ndarray, got: np.ndarray, want: np.ndarray) -> float:
+    errors = ulp_errors(got, want, "float32")
+    worst = int(np.argmax(errors))
+    assert errors[worst] <= ULP_BOUND, f"{op}({x[worst]!r}) = {got[worst]!r}: {errors[worst]:.2f} ulp"
+    return float(errors[worst])
+
+
+def test_every_width_within_bound_and_equal(session: JitSession) -> None:
+    """Each own variant (every width the host has) within ULP_BOUND of the reference,
+    and every width of one function gives the same bits."""
+    results: dict[str, np.ndarray] = {}
+    for v in own_variants(session):
+        op = OPS[v.scalar]
+        x, want = case(op)
+        got = run_variant(session, v, x)
+        assert_within_bound(op, x, got, want)
+        if op in results:
+            np.testing.assert_array_equal(got.view(np.uint32), results[op].view(np.uint32), err_msg=v.symbol)
+        results[op] = got
+    assert set(results) == set(OPS.values())
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+@pytest.mark.parametrize("op", sorted(OPS.values()))
+def test_kernels_use_own_functions(session: JitSession, op: str, explicit: bool) -> None:
+    """Compiled kernels (LLVM's vectoriser, or the emitter's explicit vectors) compute
+    the very same values as the host-width variant, remainder iterations included."""
+    x, _ = case(op)
+    x = x[: 100_003]  # no multiple of the lanes: a remainder
+    s = JitSession(vector_math=True, explicit_vector_body=0) if explicit else session
+    compiled = s.compile(elementwise(op, "float32", x.size))
+    widest = own_variants(session)[-1].lanes
+    v = next(v for v in own_variants(session) if OPS[v.scalar] == op and v.lanes == widest)
+    assert v.symbol in compiled.llvm_ir or v.symbol in compiled.optimized_ir or explicit
+    assert not re.search(r"@_ZGV\w+\(", compiled.optimized_ir) or op in ("sin", "cos")  # (their fallback)
+    (got,) = compiled([x])
+    np.testing.assert_array_equal(got.view(np.uint32), run_variant(session, v, x).view(np.uint32))
+
+
+@pytest.mark.parametrize("op", sorted(OPS.values()))
+def test_special_values(session: JitSession, op: str) -> None:
+    """nan, +-inf, +-0 (with the sign of zero), huge, tiny and subnormal inputs."""
+    x = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 3.4e38, -3.4e38, 1e-45, -1e-45,
+                  1e-38, -1e-38, 1e-30, -1e-30], F32)  # fmt: skip
+    (got,) = session.compile(elementwise(op, "float32", x.size))([x])
+    nan, inf = np.nan, np.inf
+    expected = {
+        "sin": [nan, nan, nan, nan, 0.0, -0.0, None, None, 1e-45, -1e-45, 1e-38, -1e-38, 1e-30, -1e-30],
+        "cos": [nan, nan, nan, nan, 1.0, 1.0, None, None, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+        "exp": [nan, nan, inf, 0.0, 1.0, 1.0, inf, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+        "tanh": [nan, nan, 1.0, -1.0, 0.0, -0.0, 1.0, -1.0, 1e-45, -1e-45, 1e-38, -1e-38, 1e-30, -1e-30],
+    }[op]
+    for k, value in enumerate(expected):
+        if value is None:  # sin, cos of +-3.4e38: libmvec's reduction, checked by the ulp tests
+            continue
+        want = F32(value)
+        same = got[k] == want and np.signbit(got[k]) == np.signbit(want)
+        assert same or (np.isnan(want) and np.isnan(got[k])), f"{op}({x[k]!r}) = {got[k]!r}, want {want!r}"
+    assert_within_bound(op, x, got, reference(op, [x]))
+
+
+@pytest.mark.parametrize("op", sorted(OPS.values()))
+def test_rare_lanes_do_not_change_their_neighbours(session: JitSession, op: str) -> None:
+    """A lane that takes a rare branch (sin and cos beyond 2^20: libmvec; exp beyond
+    |n| = 126) leaves the other lanes of its vector as they were alone (ties stay ties)."""
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-80, 80, 4099).astype(F32)
+    rare = {"sin": 1e7, "cos": -3e9, "exp": 100.0, "tanh": 50.0}[op]
+    mixed = x.copy()
+    mixed[::5] = rare
+    compiled = session.compile(elementwise(op, "float32", x.size))
+    (alone,), (together,) = compiled([x]), compiled([mixed])
+    keep = np.ones(x.size, bool)
+    keep[::5] = False
+    np.testing.assert_array_equal(together[keep].view(np.uint32), alone[keep].view(np.uint32))
+    assert_within_bound(op, mixed, together, reference(op, [mixed]))
+
+
+def test_host_without_avx512(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With AVX-512 switched off (features and code generation), the own functions come
+    at 8 lanes (AVX2) and give the same bits as at 16."""
+    features = jit.llvm.get_host_cpu_features().flatten()
+    if "+avx2" not in features or "+avx512f" not in features:
+        pytest.skip("needs a host with AVX-512 and AVX2")
+    narrow = ",".join("-" + f[1:] if f.startswith("+avx512") or f.startswith("+avx10") else f
+                      for f in features.split(","))  # fmt: skip
+
+    class Features:
+        def flatten(self) -> str:
+            return narrow
+
+    wide_session = JitSession()
+    monkeypatch.setattr(jit.llvm, "get_host_cpu_features", Features)
+    jit._load_vector_library.cache_clear()
+    try:
+        sessions = [JitSession(), JitSession(explicit_vector_body=0)]  # LLVM's vectoriser; the emitter's
+    finally:
+        monkeypatch.undo()
+        jit._load_vector_library.cache_clear()
+    for session in sessions:
+        assert session.vector_library is not None
+        assert max(v.lanes for v in session.vector_library.own().values()) == 8
+        for op in OPS.values():
+            x, want = case(op)
+            x, want = x[:50_001], want[:50_001]
+            compiled = session.compile(elementwise(op, "float32", x.size))
+            assert "zmm" not in compiled.asm and "ymm" in compiled.asm
+            (got,) = compiled([x])
+            assert_within_bound(op, x, got, want)
+            (wide,) = wide_session.compile(elementwise(op, "float32", x.size))([x])
+            np.testing.assert_array_equal(got.view(np.uint32), wide.view(np.uint32), err_msg=op)
+
+
+def test_definitions_are_linked_once() -> None:
+    """`define` replaces the declarations of own functions by their definitions, once,
+    and declares a fallback only where the module does not already."""
+    libmvec = [v for v in vecmath.candidate_variants({"avx512f"}) if v.scalar in OPS and v.lanes == 16]
+    own = [vecmath.own_variant(v) for v in libmvec]
+    library = vecmath.VectorLibrary({v.scalar: (v,) for v in own})
+    sin = next(v for v in own if v.scalar == "llvm.sin.f32")
+    vec = "<16 x float>"
+    text = (f'declare {vec} @"{sin.symbol}"({vec}) readnone nounwind\n'
+            f"declare {vec} @_ZGVeN16v_sinf({vec}) readnone nounwind\n"
+            f"define {vec} @f({vec} %x) {{\n"
+            f'  %a = call {vec} @"{sin.symbol}"({vec} %x)\n  ret {vec} %a\n}}\n')  # fmt: skip
+    linked = vecmath.define(text, library)
+    assert linked.count(f"define internal <16 x float> @{sin.symbol}(") == 1
+    assert f'declare <16 x float> @"{sin.symbol}"' not in linked
+    assert linked.count("@_ZGVeN16v_sinf(<16 x float>)") == 1  # declared once
+    assert vecmath.define(linked, library) == linked
+    assert vecmath.define("define void @g() {\n  ret void\n}\n", library).count("define") == 1
+    jit.llvm.parse_assembly(linked).verify()
+
+
+def test_cache_key_names_the_own_functions() -> None:
+    own, plain = JitSession(own_math=True).vector_library, JitSession(own_math=False).vector_library
+    if own is None or plain is None:
+        pytest.skip("no libmvec on this machine")
+    assert vecpoly.VERSION in own.describe() and vecpoly.VERSION not in plain.describe()
+    assert own.describe() != plain.describe()
+    assert not plain.own() and {v.scalar for v in own.own().values()} == set(OPS)
