@@ -8,10 +8,12 @@ place of the libmvec variant `fallback`, which sin and cos still call for lanes 
 their range reduction). Every lane's result depends on that lane alone, so any width
 computes the same function. Pure text: imports only the standard library.
 
-The polynomials and reduction constants are those of Arm's optimized-routines
-(Apache-2.0 WITH LLVM-exception), whose vector sinf, cosf, expf and tanhf use them:
-max errors documented there 1.89, 1.89, 1.95 and 2.58 ulp; measured here in
-tests/test_vector_math.py.
+sin and cos reduce by pi/2 and evaluate both polynomials, then pick per quadrant: the
+same instructions in both, which LLVM merges when sin(x) and cos(x) are inlined side by
+side (a gradient of sin has both). Coefficients: sin and cos on [-pi/4, pi/4] from
+Cephes' sinf/cosf; exp and expm1 (for tanh) and the three-part pi from Arm's
+optimized-routines (Apache-2.0 WITH LLVM-exception). Max errors measured in
+tests/test_vecpoly.py's docstring.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from collections.abc import Callable
 VERSION = "vp1"  # part of code cache keys: change it with any function below
 FUNCTIONS = ("llvm.sin.f32", "llvm.cos.f32", "llvm.exp.f32", "llvm.tanh.f32")
 
-# sin(r) = r + r^3 (A3 + A5 r^2 + A7 r^4 + A9 r^6) on [-pi/2, pi/2], 1.886 ulp
-SIN_POLY = ("-0x1.555548p-3", "0x1.110df4p-7", "-0x1.9f42eap-13", "0x1.5b2e76p-19")
-PI = ("0x1.921fb6p+1", "-0x1.777a5cp-24", "-0x1.ee59dap-49")  # pi = sum, for x - n pi in 3 FMAs
-INV_PI, HALF_PI = "0x1.45f306p-2", "0x1.921fb6p+0"
+# sin(r) = r + r^3 (S0 r^4 + S1 r^2 + S2), cos(r) = 1 - r^2/2 + r^4 (C0 r^4 + C1 r^2 + C2)
+# on [-pi/4, pi/4] (Cephes' sinf and cosf)
+SIN_POLY = ("-0x1.9943f2p-13", "0x1.11073cp-7", "-0x1.555546p-3")
+COS_POLY = ("0x1.99eb9cp-16", "-0x1.6c0c34p-10", "0x1.55554ap-5")
+HALF_PI = ("-0x1.921fb6p+0", "0x1.777a5cp-25", "0x1.ee59dap-50")  # -pi/2 = sum: x - n pi/2 in 3 FMAs
+TWO_OVER_PI = "0x1.45f306p-1"
 SHIFT = "0x1.8p+23"  # fma(x, c, SHIFT) rounds x c to an integer, held in the low mantissa bits
 TRIG_RANGE = "0x1p+20"  # |x| from here on: libmvec's reduction (three parts of pi no longer do)
 # exp(r) - 1 = C4 r + C3 r^2 + C2 r^3 + C1 r^4 + C0 r^5 on [-ln2/2, ln2/2]
@@ -128,44 +132,43 @@ def _float32(hexfloat: str) -> float:
     return value
 
 
-def _sin_poly(f: _Function, r: str) -> str:
-    """sin(r) for r in [-pi/2, pi/2]: r + r^3 p(r^2)."""
-    r2 = f.binary("fmul", r, r)
-    a3, a5, a7, a9 = (f.const(c) for c in SIN_POLY)
-    y = f.fma(a9, r2, a7)
-    y = f.fma(y, r2, a5)
-    y = f.fma(y, r2, a3)
-    return f.fma(f.binary("fmul", y, r2), r, r)
-
-
-def _reduce_pi(f: _Function, a: str, n: str) -> str:
-    """a - n pi, exactly enough for |a| < TRIG_RANGE."""
+def _quadrant(f: _Function, x: str) -> tuple[str, str, str, str]:
+    """What sin and cos share (the same instructions: LLVM merges them when both are
+    inlined on one x): |x| = n pi/2 + r with |r| <= pi/4, and sin(r), cos(r), n."""
+    a = f.fabs(x)
+    z = f.fma(a, f.const(TWO_OVER_PI), f.const(SHIFT))
+    n = f.binary("fsub", z, f.const(SHIFT))
     r = a
-    for part in PI:
-        r = f.fma(n, f.const(f"-{part}" if not part.startswith("-") else part[1:]), r)
-    return r
+    for part in HALF_PI:
+        r = f.fma(n, f.const(part), r)
+    r2 = f.binary("fmul", r, r)
+    s0, s1, s2 = (f.const(c) for c in SIN_POLY)
+    t = f.fma(f.fma(s0, r2, s1), r2, s2)
+    sin = f.fma(f.binary("fmul", t, r2), r, r)  # r + r^3 t(r^2)
+    c0, c1, c2 = (f.const(c) for c in COS_POLY)
+    u = f.fma(f.fma(c0, r2, c1), r2, c2)
+    head = f.fma(f.const("-0x1p-1"), r2, f.const("0x1p+0"))
+    cos = f.fma(f.binary("fmul", r2, r2), u, head)  # 1 - r^2/2 + r^4 u(r^2)
+    return sin, cos, f.bits(z), a  # n mod 4 in the low bits of z
 
 
 def _sin(f: _Function, x: str) -> str:
-    """sin(x) = sign(x) (-1)^n sin(|x| - n pi), n = rint(|x| / pi)."""
-    a = f.fabs(x)
-    z = f.fma(a, f.const(INV_PI), f.const(SHIFT))
-    odd = f.binary("shl", f.bits(z), f.int(31), f.i)
-    n = f.binary("fsub", z, f.const(SHIFT))
-    y = _sin_poly(f, _reduce_pi(f, a, n))
+    """sin(x) = sign(x) (sin r, cos r, -sin r, -cos r)[n mod 4]."""
+    sin, cos, q, _ = _quadrant(f, x)
+    odd = f.op(f"trunc {f.i} {q} to <{f.lanes} x i1>")
+    y = f.select(odd, cos, sin)
+    negative = f.binary("shl", f.binary("and", q, f.int(2), f.i), f.int(30), f.i)
     sign = f.binary("and", f.bits(x), f.int(SIGN), f.i)
-    flip = f.binary("xor", sign, odd, f.i)
-    return f.float(f.binary("xor", f.bits(y), flip, f.i))
+    return f.float(f.binary("xor", f.bits(y), f.binary("xor", negative, sign, f.i), f.i))
 
 
 def _cos(f: _Function, x: str) -> str:
-    """cos(x) = (-1)^n sin(|x| - (n - 1/2) pi), n = rint((|x| + pi/2) / pi)."""
-    a = f.fabs(x)
-    z = f.fma(f.binary("fadd", a, f.const(HALF_PI)), f.const(INV_PI), f.const(SHIFT))
-    odd = f.binary("shl", f.bits(z), f.int(31), f.i)
-    n = f.binary("fsub", f.binary("fsub", z, f.const(SHIFT)), f.const("0x1p-1"))
-    y = _sin_poly(f, _reduce_pi(f, a, n))
-    return f.float(f.binary("xor", f.bits(y), odd, f.i))
+    """cos(x) = (cos r, -sin r, -cos r, sin r)[n mod 4]."""
+    sin, cos, q, _ = _quadrant(f, x)
+    odd = f.op(f"trunc {f.i} {q} to <{f.lanes} x i1>")
+    y = f.select(odd, sin, cos)
+    negative = f.binary("shl", f.binary("and", f.binary("add", q, f.int(1), f.i), f.int(2), f.i), f.int(30), f.i)
+    return f.float(f.binary("xor", f.bits(y), negative, f.i))
 
 
 def _exp(f: _Function, x: str) -> str:
