@@ -98,7 +98,8 @@ class JitSession:
     `cache_dir`: a directory for compiled object code shared between processes
     (None: no disk cache). `vector_math`: call libmvec's vector functions from
     vectorised loops (None: yes unless the environment sets SYMGRAD_NO_LIBMVEC=1);
-    `own_math`: symgrad's own float32 sin, cos, exp and tanh in place of libmvec's.
+    `own_math`: symgrad's own float32 sin, cos, exp and tanh and float64 tanh in place of
+    libmvec's.
     `explicit_vector_body`: programs with a loop body longer than this get explicit
     vector loops from the emitter instead of LLVM's loop vectoriser (0: always).
     `tiny_work`: programs executing at most this many loop-body instructions skip LLVM's

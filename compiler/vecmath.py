@@ -9,7 +9,7 @@ variants (`_ZGVeN8v_sin` ...), which the loop vectoriser uses when it picks that
 width; the scalar call stays for remainder iterations and for non-vectorised code.
 `vecloop` calls the variants directly (`VectorLibrary.functions`). Pure text and
 data: imports only the standard library (`jit.py` loads the library and resolves
-the symbols). float32 sin, cos, exp and tanh are symgrad's own (`.vecpoly`): their
+the symbols). float32 sin, cos, exp and tanh, and float64 tanh, are symgrad's own (`.vecpoly`): their
 variants carry a definition, which `define` puts into each module that calls them.
 """
 

@@ -1,9 +1,9 @@
-"""symgrad's own vector math: float32 sin, cos, exp and tanh as LLVM IR text
+"""symgrad's own vector math: float32 sin, cos, exp and tanh, float64 tanh, as LLVM IR text
 (polynomials evaluated with FMA), defined in every module that calls them, so that
 LLVM inlines them into vector loops: no call, no spills around one.
 
 `definition(scalar, lanes, fallback)` is the text of one function
-`<lanes x float> @symbol(<lanes x float>)` (`vecmath` wraps it in a `Variant`, in
+`<lanes x float|double> @symbol(<lanes x float|double>)` (`vecmath` wraps it in a `Variant`, in
 place of the libmvec variant `fallback`, which sin and cos still call for lanes beyond
 their range reduction). Every lane's result depends on that lane alone, so any width
 computes the same function. Pure text: imports only the standard library.
@@ -11,8 +11,8 @@ computes the same function. Pure text: imports only the standard library.
 sin and cos reduce by pi/2 and evaluate both polynomials, then pick per quadrant: the
 same instructions in both, which LLVM merges when sin(x) and cos(x) are inlined side by
 side (a gradient of sin has both). Coefficients: sin and cos on [-pi/4, pi/4] from
-Cephes' sinf/cosf; exp and expm1 (for tanh) and the three-part pi from Arm's
-optimized-routines (Apache-2.0 WITH LLVM-exception). Max errors measured in
+Cephes' sinf/cosf; exp, expm1 (for tanh, float32 and float64) and the three-part pi
+from Arm's optimized-routines (Apache-2.0 WITH LLVM-exception). Max errors measured:
 tests/test_vecpoly.py's docstring.
 """
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-VERSION = "vp1"  # part of code cache keys: change it with any function below
-FUNCTIONS = ("llvm.sin.f32", "llvm.cos.f32", "llvm.exp.f32", "llvm.tanh.f32")
+VERSION = "vp1"  # in code cache keys, with a digest of the definitions (which change with any edit)
+FUNCTIONS = ("llvm.sin.f32", "llvm.cos.f32", "llvm.exp.f32", "llvm.tanh.f32", "llvm.tanh.f64")
 
 # sin(r) = r + r^3 (S0 r^4 + S1 r^2 + S2), cos(r) = 1 - r^2/2 + r^4 (C0 r^4 + C1 r^2 + C2)
 # on [-pi/4, pi/4] (Cephes' sinf and cosf)
@@ -38,7 +38,16 @@ INV_LN2, LN2_HI, LN2_LO = "0x1.715476p+0", "0x1.62e4p-1", "0x1.7f7d1cp-20"
 # expm1(r) = r + r^2 (c0 + c1 r + c2 r^2 + c3 r^3 + c4 r^4) on [-ln2/2, ln2/2]
 EXPM1_POLY = ("0x1.fffffep-2", "0x1.5554aep-3", "0x1.555736p-5", "0x1.12287cp-7", "0x1.6b55a2p-10")
 TANH_ONE = "0x1.205966p+3"  # tanh(x) rounds to 1 beyond this
-SIGN, ONE_BITS = 0x80000000, 0x3F800000
+# float64: expm1(r) = r + r^2 (c0 + c1 r + ... + c10 r^10) on [-ln2/2, ln2/2] (Arm's)
+EXPM1_POLY_F64 = (
+    "0x1p-1", "0x1.5555555555559p-3", "0x1.555555555554bp-5", "0x1.111111110f663p-7",
+    "0x1.6c16c16c1b5f3p-10", "0x1.a01a01affa35dp-13", "0x1.a01a018b4ecbbp-16",
+    "0x1.71ddf82db5bb4p-19", "0x1.27e517fc0d54bp-22", "0x1.af5eedae67435p-26",
+    "0x1.1f143d060a28ap-29",
+)  # fmt: skip
+INV_LN2_F64, LN2_HI_F64, LN2_LO_F64 = "0x1.71547652b82fep+0", "0x1.62e42fefa39efp-1", "0x1.abc9e3b39803fp-56"
+TANH_ONE_F64 = "0x1.241bf835f9d5fp+4"
+SHIFT_F64 = "0x1.8p+52"
 STACK_ALIGN = 64
 
 
@@ -53,9 +62,9 @@ def symbol(scalar: str, lanes: int) -> str:
 def definition(scalar: str, lanes: int, fallback: str) -> str:
     """The IR text defining `symbol(scalar, lanes)`; `fallback` is the libmvec variant of
     the same function and width (declared here if used)."""
-    f = _Function(lanes)
+    f = _Function(lanes, scalar.rsplit(".", 1)[1])
     x = "%x"
-    body = {"llvm.sin.f32": _sin, "llvm.cos.f32": _cos, "llvm.exp.f32": _exp, "llvm.tanh.f32": _tanh}[scalar]
+    body = {"sin": _sin, "cos": _cos, "exp": _exp, "tanh": _tanh}[scalar.split(".")[1]]
     result = body(f, x)
     if scalar in ("llvm.sin.f32", "llvm.cos.f32"):  # lanes too big for the reduction: libmvec's
         wide = f.op(f"fcmp oge {f.v} {f.fabs(x)}, {f.const(TRIG_RANGE)}")
@@ -71,13 +80,17 @@ def definition(scalar: str, lanes: int, fallback: str) -> str:
 
 
 class _Function:
-    """Lines of one function body, with fresh value names; values are vectors of float
-    (`v`) or of i32 (`i`), given as text."""
+    """Lines of one function body, with fresh value names; values are vectors of `ty`
+    (f32 or f64: `v`) or of integers of its width (`i`), given as text."""
 
-    def __init__(self, lanes: int) -> None:
-        self.lanes, self.lines, self.block = lanes, [], "entry"
-        self.v, self.i = f"<{lanes} x float>", f"<{lanes} x i32>"
-        self.suffix = f"v{lanes}f32"
+    def __init__(self, lanes: int, ty: str) -> None:
+        self.lanes, self.ty, self.lines, self.block = lanes, ty, [], "entry"
+        self.width = 32 if ty == "f32" else 64
+        self.v = f"<{lanes} x {'float' if ty == 'f32' else 'double'}>"
+        self.i = f"<{lanes} x i{self.width}>"
+        self.suffix = f"v{lanes}{ty}"
+        self.mantissa = 23 if ty == "f32" else 52
+        self.sign = 1 << (self.width - 1)
 
     def op(self, text: str) -> str:
         name = f"%t{len(self.lines)}"
@@ -85,11 +98,17 @@ class _Function:
         return name
 
     def const(self, hexfloat: str) -> str:
-        (bits,) = struct.unpack("<Q", struct.pack("<d", _float32(hexfloat)))
-        return f"splat (float 0x{bits:016X})"
+        value = _float32(hexfloat) if self.ty == "f32" else float.fromhex(hexfloat)
+        (bits,) = struct.unpack("<Q", struct.pack("<d", value))
+        return f"splat ({self.v[1:-1].split()[-1]} 0x{bits:016X})"
 
     def int(self, value: int) -> str:
-        return f"splat (i32 {value - (1 << 32) if value >= 1 << 31 else value})"
+        signed = value - (1 << self.width) if value >= 1 << (self.width - 1) else value
+        return f"splat (i{self.width} {signed})"
+
+    def one_bits(self) -> str:
+        """The bits of 1.0: added to n << mantissa, those of 2^n."""
+        return self.int(0x3F800000 if self.ty == "f32" else 0x3FF0000000000000)
 
     def fma(self, a: str, b: str, c: str) -> str:
         return self.op(f"call {self.v} @llvm.fma.{self.suffix}({self.v} {a}, {self.v} {b}, {self.v} {c})")
@@ -158,7 +177,7 @@ def _sin(f: _Function, x: str) -> str:
     odd = f.op(f"trunc {f.i} {q} to <{f.lanes} x i1>")
     y = f.select(odd, cos, sin)
     negative = f.binary("shl", f.binary("and", q, f.int(2), f.i), f.int(30), f.i)
-    sign = f.binary("and", f.bits(x), f.int(SIGN), f.i)
+    sign = f.binary("and", f.bits(x), f.int(f.sign), f.i)
     return f.float(f.binary("xor", f.bits(y), f.binary("xor", negative, sign, f.i), f.i))
 
 
@@ -167,7 +186,8 @@ def _cos(f: _Function, x: str) -> str:
     sin, cos, q, _ = _quadrant(f, x)
     odd = f.op(f"trunc {f.i} {q} to <{f.lanes} x i1>")
     y = f.select(odd, sin, cos)
-    negative = f.binary("shl", f.binary("and", f.binary("add", q, f.int(1), f.i), f.int(2), f.i), f.int(30), f.i)
+    quadrant = f.binary("add", q, f.int(1), f.i)  # cos(x) = sin(x + pi/2): its sign
+    negative = f.binary("shl", f.binary("and", quadrant, f.int(2), f.i), f.int(30), f.i)
     return f.float(f.binary("xor", f.bits(y), negative, f.i))
 
 
@@ -178,8 +198,8 @@ def _exp(f: _Function, x: str) -> str:
     n = f.binary("fsub", z, f.const(SHIFT))
     r = f.fma(n, f.const(f"-{LN2_HI}"), x)
     r = f.fma(n, f.const(f"-{LN2_LO}"), r)
-    e = f.binary("shl", f.bits(z), f.int(23), f.i)
-    scale = f.float(f.binary("add", e, f.int(ONE_BITS), f.i))
+    e = f.binary("shl", f.bits(z), f.int(f.mantissa), f.i)
+    scale = f.float(f.binary("add", e, f.one_bits(), f.i))
     c0, c1, c2, c3, c4 = (f.const(c) for c in EXP_POLY)
     r2 = f.binary("fmul", r, r)
     q = f.fma(f.fma(c0, r, c1), r2, f.fma(c2, r, c3))
@@ -204,19 +224,25 @@ def _exp(f: _Function, x: str) -> str:
 def _tanh(f: _Function, x: str) -> str:
     """tanh(x) = sign(x) q / (q + 2), q = expm1(2 |x|); 1 beyond TANH_ONE (odd exactly:
     tanh(-0) = -0)."""
+    f32 = f.ty == "f32"
+    inv_ln2, ln2_hi, ln2_lo, shift, one = (
+        (INV_LN2, LN2_HI, LN2_LO, SHIFT, TANH_ONE) if f32
+        else (INV_LN2_F64, LN2_HI_F64, LN2_LO_F64, SHIFT_F64, TANH_ONE_F64))  # fmt: skip
     a = f.fabs(x)
     t = f.binary("fadd", a, a)
-    z = f.fma(t, f.const(INV_LN2), f.const(SHIFT))
-    n = f.binary("fsub", z, f.const(SHIFT))
-    r = f.fma(n, f.const(f"-{LN2_HI}"), t)
-    r = f.fma(n, f.const(f"-{LN2_LO}"), r)
-    scale = f.float(f.binary("add", f.binary("shl", f.bits(z), f.int(23), f.i), f.int(ONE_BITS), f.i))
-    c0, c1, c2, c3, c4 = (f.const(c) for c in EXPM1_POLY)
-    p = f.fma(f.fma(f.fma(f.fma(c4, r, c3), r, c2), r, c1), r, c0)
+    z = f.fma(t, f.const(inv_ln2), f.const(shift))
+    n = f.binary("fsub", z, f.const(shift))
+    r = f.fma(n, f.const(f"-{ln2_hi}"), t)
+    r = f.fma(n, f.const(f"-{ln2_lo}"), r)
+    scale = f.float(f.binary("add", f.binary("shl", f.bits(z), f.int(f.mantissa), f.i), f.one_bits(), f.i))
+    *rest, last = (f.const(c) for c in (EXPM1_POLY if f32 else EXPM1_POLY_F64))
+    p = last
+    for c in reversed(rest):  # Horner: c0 + r (c1 + r (...))
+        p = f.fma(p, r, c)
     p = f.fma(p, f.binary("fmul", r, r), r)
     q = f.fma(p, scale, f.binary("fsub", scale, f.const("0x1p+0")))
     y = f.binary("fdiv", q, f.binary("fadd", q, f.const("0x1p+1")))
-    big = f.op(f"fcmp ogt {f.v} {a}, {f.const(TANH_ONE)}")
+    big = f.op(f"fcmp ogt {f.v} {a}, {f.const(one)}")
     y = f.select(big, f.const("0x1p+0"), y)
-    sign = f.binary("and", f.bits(x), f.int(SIGN), f.i)
+    sign = f.binary("and", f.bits(x), f.int(f.sign), f.i)
     return f.float(f.binary("or", f.bits(y), sign, f.i))
