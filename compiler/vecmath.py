@@ -8,9 +8,10 @@ marked with the `vector-function-abi-variant` attribute naming its libmvec
 variants (`_ZGVeN8v_sin` ...), which the loop vectoriser uses when it picks that
 width; the scalar call stays for remainder iterations and for non-vectorised code.
 `vecloop` calls the variants directly (`VectorLibrary.functions`). Pure text and
-data: imports only the standard library (`jit.py` loads the library and resolves
-the symbols). float32 sin, cos, exp and tanh, and float64 tanh, are symgrad's own (`.vecpoly`): their
-variants carry a definition, which `define` puts into each module that calls them.
+data: imports only the standard library and `.vecpoly` (`jit.py` loads the library and
+resolves the symbols). float32 sin, cos, exp and tanh, and float64 tanh, are symgrad's
+own (`.vecpoly`): their variants carry a definition, which `define` puts into each module
+that calls them.
 """
 
 from __future__ import annotations
@@ -205,10 +206,15 @@ def define(llvm_ir: str, library: VectorLibrary) -> str:
     lines = [text.rstrip("\n"), ""]
     for v in called:
         for line in v.definition.splitlines():
-            declared = line.startswith("declare ") and _declared(text + "\n".join(lines), _callee(line))
-            if not declared:
-                lines.append(line)
+            if line.startswith("declare ") and _declared("\n".join(lines), _callee(line)):
+                continue  # a fallback that sin and cos share, or that the module calls too
+            lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def calls_own(llvm_ir: str) -> bool:
+    """Might `llvm_ir` call an own variant?"""
+    return vecpoly.PREFIX in llvm_ir
 
 
 _REFERENCE = re.compile(rf'@"?({re.escape(vecpoly.PREFIX)}[\w.]+)"?')
