@@ -318,11 +318,6 @@ class JitSession:
             tuning.slp_vectorization = not explicit
             builder = llvm.create_pass_builder(machine, tuning)
             builder.getModulePassManager().run(module, builder)
-            if library is not None and not explicit and vecmath.calls_own(llvm_ir):
-                # LLVM's loop vectoriser calls own variants after the pipeline's inliner ran
-                inline = llvm.create_new_module_pass_manager()
-                inline.add_always_inliner_pass()
-                inline.run(module, builder)
         return module, llvm_ir
 
     def _link_blas(self, symbol: str) -> None:

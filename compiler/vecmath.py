@@ -212,11 +212,6 @@ def define(llvm_ir: str, library: VectorLibrary) -> str:
     return "\n".join(lines) + "\n"
 
 
-def calls_own(llvm_ir: str) -> bool:
-    """Might `llvm_ir` call an own variant?"""
-    return vecpoly.PREFIX in llvm_ir
-
-
 _REFERENCE = re.compile(rf'@"?({re.escape(vecpoly.PREFIX)}[\w.]+)"?')
 _DECLARATION = re.compile(r'^declare [^\n]*@"?([\w.]+)"?\([^\n]*\n', re.M)
 
