@@ -125,8 +125,10 @@ def vector_lanes(features: str) -> dict[str, int]:
 def host_library(features: str, resolve: Callable[[str], int], own: bool = True) -> VectorLibrary | None:
     """The variants that the CPU `features` ("+avx2,-avx512f,...") allow and `resolve`
     finds (an address, 0 when missing), symgrad's own in place of libmvec's where it has
-    one (and `own`); None when there are none."""
+    one (and `own`, and the CPU has FMA: without it, LLVM calls fmaf lane by lane); None
+    when there are none."""
     enabled = enabled_features(features)
+    own = own and "fma" in enabled
     by_scalar: dict[str, list[Variant]] = {}
     for variant in candidate_variants(enabled):
         if resolve(variant.symbol):

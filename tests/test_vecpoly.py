@@ -242,6 +242,15 @@ def test_definitions_are_linked_once() -> None:
     jit.llvm.parse_assembly(linked).verify()
 
 
+def test_own_functions_need_fma() -> None:
+    """Without FMA (an AVX-only CPU), LLVM would call fmaf lane by lane: libmvec stays."""
+    with_fma = vecmath.host_library("+sse2,+avx,+avx2,+fma", lambda symbol: 1)
+    without = vecmath.host_library("+sse2,+avx,-avx2,-fma", lambda symbol: 1)
+    assert with_fma is not None and without is not None
+    assert {v.scalar for v in with_fma.own().values()} == set(OWN)
+    assert not without.own() and without.variants["llvm.sin.f32"][-1].symbol == "_ZGVcN8v_sinf"
+
+
 def test_cache_key_names_the_own_functions() -> None:
     own, plain = JitSession(own_math=True).vector_library, JitSession(own_math=False).vector_library
     if own is None or plain is None:
