@@ -97,7 +97,9 @@ class JitSession:
 
     `cache_dir`: a directory for compiled object code shared between processes
     (None: no disk cache). `vector_math`: call libmvec's vector functions from
-    vectorised loops (None: yes unless the environment sets SYMGRAD_NO_LIBMVEC=1).
+    vectorised loops (None: yes unless the environment sets SYMGRAD_NO_LIBMVEC=1);
+    `own_math`: symgrad's own float32 sin, cos, exp and tanh and float64 tanh in place of
+    libmvec's.
     `explicit_vector_body`: programs with a loop body longer than this get explicit
     vector loops from the emitter instead of LLVM's loop vectoriser (0: always).
     `tiny_work`: programs executing at most this many loop-body instructions skip LLVM's
@@ -109,6 +111,7 @@ class JitSession:
         opt_level: int = 3,
         cache_dir: str | None = None,
         vector_math: bool | None = None,
+        own_math: bool = True,
         explicit_vector_body: int = EXPLICIT_VECTOR_BODY,
         tiny_work: int = TINY_WORK,
     ) -> None:
@@ -131,7 +134,7 @@ class JitSession:
         self._cache_lock = threading.Lock()  # one cached compile at a time
         if vector_math is None:
             vector_math = os.environ.get(NO_LIBMVEC_ENV, "0") in ("", "0")
-        self.vector_library = _load_vector_library() if vector_math else None
+        self.vector_library = _load_vector_library(own_math) if vector_math else None
         self.disk_cache = diskcache.DiskCache.open(cache_dir) if cache_dir is not None else None
 
     def _host_machine(self, opt_level: int) -> llvm.TargetMachine:
@@ -304,6 +307,8 @@ class JitSession:
         annotated = "@llvm.compiler.used" in llvm_ir
         if library is not None and not explicit and not annotated and _calls_math(llvm_ir):
             llvm_ir = vecmath.annotate(llvm_ir, library)
+        if library is not None:
+            llvm_ir = vecmath.define(llvm_ir, library)
         llvm_ir = _targeted(llvm_ir, machine)
         module = llvm.parse_assembly(llvm_ir)
         module.verify()
@@ -393,8 +398,9 @@ def _set_process_options() -> None:
 
 
 @functools.cache  # the library is loaded process-wide: look it up once
-def _load_vector_library() -> vecmath.VectorLibrary | None:
-    """libmvec's variants usable on this host, or None (then math stays scalar)."""
+def _load_vector_library(own: bool = True) -> vecmath.VectorLibrary | None:
+    """libmvec's variants usable on this host, with symgrad's own where it has them (and
+    `own`), or None (then math stays scalar)."""
     if not llvm.get_process_triple().startswith("x86_64"):
         return None
     try:
@@ -402,7 +408,7 @@ def _load_vector_library() -> vecmath.VectorLibrary | None:
     except RuntimeError as error:
         log.info("no vector math library (%s): math calls stay scalar", error)
         return None
-    return vecmath.host_library(llvm.get_host_cpu_features().flatten(), llvm.address_of_symbol)
+    return vecmath.host_library(llvm.get_host_cpu_features().flatten(), llvm.address_of_symbol, own)
 
 
 def _resolve_blas_symbol(symbol: str) -> int:

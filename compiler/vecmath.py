@@ -8,15 +8,20 @@ marked with the `vector-function-abi-variant` attribute naming its libmvec
 variants (`_ZGVeN8v_sin` ...), which the loop vectoriser uses when it picks that
 width; the scalar call stays for remainder iterations and for non-vectorised code.
 `vecloop` calls the variants directly (`VectorLibrary.functions`). Pure text and
-data: imports only the standard library (`jit.py` loads the library and resolves
-the symbols).
+data: imports only the standard library and `.vecpoly` (`jit.py` loads the library and
+resolves the symbols). float32 sin, cos, exp and tanh, and float64 tanh, are symgrad's
+own (`.vecpoly`): their variants carry a definition, which `define` puts into each module
+that calls them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from . import vecpoly
 
 LIBRARY = "libmvec.so.1"
 
@@ -41,13 +46,15 @@ LLVM_TYPES = {"f32": "float", "f64": "double"}
 
 @dataclass(frozen=True)
 class Variant:
-    """One libmvec function: `lanes` elements of `ty` per call."""
+    """One vector function: `lanes` elements of `ty` per call; libmvec's (declared), or
+    symgrad's own (`definition`: IR text defining `symbol`, and declaring what it calls)."""
 
     scalar: str  # the scalar callee as it appears in IR, e.g. llvm.sin.f64 or erff
     symbol: str  # e.g. _ZGVeN8v_sin
     lanes: int
     ty: str  # "f32" | "f64"
     arity: int
+    definition: str = ""
 
     def declaration(self) -> str:
         vec = f"<{self.lanes} x {LLVM_TYPES[self.ty]}>"
@@ -68,8 +75,16 @@ class VectorLibrary:
         return {(v.scalar, v.lanes): v.symbol for vs in self.variants.values() for v in vs}
 
     def describe(self) -> str:
-        """A stable summary (part of code cache keys)."""
-        return ",".join(v.symbol for vs in sorted(self.variants.items()) for v in vs[1])
+        """A stable summary (part of code cache keys): the symbols, and a digest of the
+        own functions' definitions."""
+        variants = [v for _, vs in sorted(self.variants.items()) for v in vs]
+        own = "".join(v.definition for v in variants)
+        digest = f";{vecpoly.VERSION}:{hashlib.sha256(own.encode()).hexdigest()[:16]}" if own else ""
+        return ",".join(v.symbol for v in variants) + digest
+
+    def own(self) -> dict[str, Variant]:
+        """symbol -> variant, for the variants symgrad defines itself."""
+        return {v.symbol: v for vs in self.variants.values() for v in vs if v.definition}
 
 
 def scalar_name(callee: str, ty: str) -> str:
@@ -107,17 +122,30 @@ def vector_lanes(features: str) -> dict[str, int]:
     return {"float32": bits // 32, "float64": bits // 64}
 
 
-def host_library(features: str, resolve: Callable[[str], int]) -> VectorLibrary | None:
+def host_library(features: str, resolve: Callable[[str], int], own: bool = True) -> VectorLibrary | None:
     """The variants that the CPU `features` ("+avx2,-avx512f,...") allow and `resolve`
-    finds (an address, 0 when missing); None when there are none."""
+    finds (an address, 0 when missing), symgrad's own in place of libmvec's where it has
+    one (and `own`, and the CPU has FMA: without it, LLVM calls fmaf lane by lane); None
+    when there are none."""
     enabled = enabled_features(features)
+    own = own and "fma" in enabled
     by_scalar: dict[str, list[Variant]] = {}
     for variant in candidate_variants(enabled):
         if resolve(variant.symbol):
+            if own and variant.scalar in vecpoly.FUNCTIONS:
+                variant = own_variant(variant)
             by_scalar.setdefault(variant.scalar, []).append(variant)
     if not by_scalar:
         return None
     return VectorLibrary({k: tuple(sorted(v, key=lambda x: x.lanes)) for k, v in by_scalar.items()})
+
+
+def own_variant(libmvec: Variant) -> Variant:
+    """symgrad's own function in place of `libmvec` (same function and width), which it
+    calls for inputs beyond its range reduction (sin, cos)."""
+    symbol = vecpoly.symbol(libmvec.scalar, libmvec.lanes)
+    text = vecpoly.definition(libmvec.scalar, libmvec.lanes, libmvec.symbol)
+    return replace(libmvec, symbol=symbol, definition=text)
 
 
 # ---------------------------------------------------------------- IR text
@@ -153,7 +181,7 @@ def annotate(llvm_ir: str, library: VectorLibrary) -> str:
         return llvm_ir
     used = [library.variants[scalar][-1] for scalar in groups]
     lines = [text.rstrip("\n"), ""]
-    lines += [v.declaration() for v in used if not _declared(text, v.symbol)]  # vecloop may call it too
+    lines += [v.declaration() for v in used if not v.definition and not _declared(text, v.symbol)]
     lines += [_wrapper(v) for v in used]
     for v in used:
         mapping = f"_ZGV_LLVM_N{v.lanes}{'v' * v.arity}_{WRAPPER}{v.scalar}({v.symbol})"
@@ -166,6 +194,36 @@ def annotate(llvm_ir: str, library: VectorLibrary) -> str:
         'section "llvm.metadata"'
     )
     return "\n".join(lines) + "\n"
+
+
+def define(llvm_ir: str, library: VectorLibrary) -> str:
+    """`llvm_ir` with the own variants it calls (or declares: vecloop and `annotate` may)
+    defined, each once, and what they call declared once."""
+    own = library.own()
+    found = dict.fromkeys(_REFERENCE.findall(llvm_ir))
+    called = [own[s] for s in found if s in own and not _defined(llvm_ir, s)]
+    if not called:
+        return llvm_ir
+    text = _DECLARATION.sub(lambda m: "" if m.group(1) in own else m.group(0), llvm_ir)
+    lines = [text.rstrip("\n"), ""]
+    for v in called:
+        for line in v.definition.splitlines():
+            if line.startswith("declare ") and _declared("\n".join(lines), _callee(line)):
+                continue  # a fallback that sin and cos share, or that the module calls too
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+_REFERENCE = re.compile(rf'@"?({re.escape(vecpoly.PREFIX)}[\w.]+)"?')
+_DECLARATION = re.compile(r'^declare [^\n]*@"?([\w.]+)"?\([^\n]*\n', re.M)
+
+
+def _callee(declaration: str) -> str:
+    return declaration.split("@", 1)[1].split("(", 1)[0].strip('"')
+
+
+def _defined(llvm_ir: str, symbol: str) -> bool:
+    return re.search(rf'^define [^\n]*@"?{re.escape(symbol)}"?\(', llvm_ir, re.M) is not None
 
 
 def _declared(llvm_ir: str, symbol: str) -> bool:
@@ -183,5 +241,7 @@ def _wrapper(v: Variant) -> str:
     args = ", ".join(f"{vec} %s{k}" for k in range(v.arity))
     body.append(f"  %r = call {vec} @{v.symbol}({args})")
     body.append(f"  %e = extractelement {vec} %r, i64 0")
-    head = f'define internal {ty} @"{WRAPPER}{v.scalar}"({params}) noinline nounwind willreturn memory(none) {{'
+    # aligned spills when an own variant inlined here calls its fallback (as emit.STACK_ALIGN)
+    attributes = f"noinline nounwind willreturn memory(none) alignstack({vecpoly.STACK_ALIGN})"
+    head = f'define internal {ty} @"{WRAPPER}{v.scalar}"({params}) {attributes} {{'
     return "\n".join([head, *body, f"  ret {ty} %e", "}"])
