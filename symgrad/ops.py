@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
+from .gradfn import _state as _grad_mode
 from .gradfn import make_grad_fn
 from .gradient import SAVED_KINDS, ValueSlot, save_value
 from .node import Node, const, dtype_name, leaf
 from .pending import Pending
 from .registry import REGISTRY, apply
-from .tensor import Tensor, grad_enabled_for, recording, tracing
+from .tensor import Tensor, _trace_state, grad_enabled_for, tracing
 
 Operand = Any  # Tensor or Python number
 
@@ -125,11 +126,12 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
     if type(value) is not np.ndarray or value.dtype is not dt:
         value = np.asarray(value, dtype=dt)
     result = Tensor._wrap(value)
-    if in_graph and recording():  # as grad_enabled_for(*operands)
-        if index or name in SAVED_KINDS or tracing():  # the node now (traces read nodes as they go)
+    traced = _trace_state.depth > 0  # tracing() and is_grad_enabled(), read without calls
+    if in_graph and (traced or _grad_mode.enabled):  # as grad_enabled_for(*operands)
+        if index or traced or name in SAVED_KINDS:  # the node now (traces read nodes as they go)
             nodes = [o.graph_node() if k in index else _node(o, dt) for k, o in enumerate(operands)]
             result._node = apply(name, *nodes, **attrs)
-            if name in SAVED_KINDS and not tracing():
+            if name in SAVED_KINDS and not traced:
                 save_value(result._node, result._value, result._storage)
         else:  # the node when something asks for it (pending.py). A tensor outside the graph
             # is bound now, to the value it has now (so an in-place write to it before

@@ -312,13 +312,8 @@ def grad_enabled_for(*operands: Any) -> bool:
     """Should an op on these operands record its node? (grad mode, or a trace, and a node in)"""
     for o in operands:
         if isinstance(o, Tensor) and o._nd is not None:
-            return recording()
+            return is_grad_enabled() or tracing()
     return False
-
-
-def recording() -> bool:
-    """Do ops on tensors in a graph record their nodes now? (grad mode, or a trace)"""
-    return is_grad_enabled() or tracing()
 
 
 def _refuse_traced(t: Tensor, what: str) -> None:
