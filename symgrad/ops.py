@@ -103,7 +103,7 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
     index = INDEX_OPERANDS.get(name, ())  # int64 positions stay int64
     arrays = []  # one pass over the operands: their arrays, and what a Pending records
     recorded = []  # nodes and Pendings (None: a tensor outside the graph) and numbers
-    in_graph = False
+    in_graph = unbound = False
     for o in operands:
         if isinstance(o, Tensor):
             v, nd = o._value, o._nd
@@ -111,6 +111,8 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
             recorded.append(nd)
             if nd is not None:
                 in_graph = True
+            else:
+                unbound = True
         else:
             arrays.append(np.asarray(o, dtype=dt))
             recorded.append(o)
@@ -136,8 +138,9 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
         else:  # the node when something asks for it (pending.py). A tensor outside the graph
             # is bound now, to the value it has now (so an in-place write to it before
             # backward is caught, as torch does)
-            if None in recorded:
-                recorded = [_node(o, dt) if r is None else r for o, r in zip(operands, recorded)]
+            if unbound:
+                recorded = [_node(o, dt) if isinstance(o, Tensor) and r is None else r
+                            for o, r in zip(operands, recorded)]  # fmt: skip
             result._nd = Pending(name, tuple(recorded), attr_tuple, _node_dtype(dt), value.shape)
     return result
 
@@ -191,8 +194,14 @@ def _float_operands(a: Operand, b: Operand) -> np.dtype:
 def _binary(name: str, grad_fn: str, a: Operand, b: Operand, dt: np.dtype | None = None,
             number_edges: bool = True) -> Tensor:  # fmt: skip
     if not isinstance(b, (Tensor, int, float)) or not isinstance(a, (Tensor, int, float)):
+        if isinstance(a, np.generic) or isinstance(b, np.generic):  # numpy's scalars: as torch,
+            return _binary(name, grad_fn, _number(a), _number(b), dt, number_edges)  # Python numbers
         return NotImplemented
     return recorded(primitive(name, [a, b], dt), grad_fn, name, [a, b], number_edges and name != "pow")
+
+
+def _number(o: Operand) -> Operand:
+    return o.item() if isinstance(o, np.generic) else o
 
 
 def add(a: Operand, b: Operand, alpha: float = 1) -> Tensor:
@@ -217,6 +226,7 @@ def div(a: Operand, b: Operand) -> Tensor:
 
 def rdiv(a: Operand, b: Operand) -> Tensor:
     """b / a for a tensor a: torch computes it as reciprocal(a) * b."""
+    b = _number(b)
     if not isinstance(b, (int, float)):
         return NotImplemented
     return _binary("mul", "MulBackward0", reciprocal(a), b)

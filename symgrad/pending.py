@@ -108,7 +108,10 @@ def _signature(p: Pending) -> tuple[int | None, tuple[Node, ...]]:
                 k, leaves = 0, (o,)
             parts.append(("leaf", o.shape, o.dtype, o.payload is not None and o.payload.is_param, k))
         else:
-            parts.append(_number_key(o))
+            try:
+                parts.append(_number_key(o))
+            except (TypeError, ValueError):  # not a number: building the node will say so
+                return None, ()
     if len(leaves) > MAX_LEAVES:
         return None, ()
     key = (p.op, tuple([_attr_key(a) for a in p.attrs]) if p.attrs else (), p.dtype, *parts)

@@ -240,6 +240,8 @@ class Tensor:
         _refuse_traced(self, ".tolist()")
         return self._value.tolist()
 
+    __array_priority__ = 1000  # numpy's scalars and arrays leave `np.float32(2) * t` to Tensor, as torch's
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         _refuse_traced(self, "numpy.asarray()")
         return self._value if dtype is None else self._value.astype(dtype)

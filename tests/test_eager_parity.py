@@ -322,6 +322,29 @@ def reprs(lib):
             repr((d * d + 0.25).sum() * lib.tensor(1.0))]  # fmt: skip
 
 
+@case(
+    expected=[
+        [np.array([2.0, 4.0], np.float32), np.array([2.0, 2.0], np.float32), "torch.float32", "MulBackward0"],
+        [np.array([2.0, 4.0], np.float32), np.array([2.0, 2.0], np.float32), "torch.float32", "MulBackward0"],
+        [np.array([4.0, 5.0], np.float32), np.array([1.0, 1.0], np.float32), "torch.float32", "AddBackward0"],
+        [np.array([2.0, 1.0], np.float32), np.array([-1.0, -1.0], np.float32), "torch.float32", "RsubBackward1"],
+        [np.array([1.0, 4.0], np.float32), np.array([2.0, 4.0], np.float32), "torch.float32", "PowBackward0"],
+        [np.array([1.0, 0.5], np.float32), np.array([-1.0, -0.25], np.float32), "torch.float32", "MulBackward0"],
+    ]
+)  # fmt: skip
+def numpy_scalar_operands(lib):
+    """numpy's scalars on either side act as Python numbers (numpy leaves `np.float32(2) * t` to the tensor)."""
+    made = [lambda x: np.float64(2.0) * x, lambda x: x * np.float32(2), lambda x: x + np.int64(3),
+            lambda x: np.float32(3) - x, lambda x: x ** np.int64(2), lambda x: np.float32(1) / x]  # fmt: skip
+    out = []
+    for make in made:
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        y = make(x)
+        y.sum().backward()
+        out.append([arr(y), arr(x.grad), str(y.dtype), fn_name(y)])
+    return out
+
+
 # -- autograd flags, no_grad, detach, .data --
 
 
