@@ -28,7 +28,8 @@ def to_dtype(a: Tensor, dtype: Any, copy: bool = False) -> Tensor:
     dt = dtypes.as_dtype(dtype)
     if a._value.dtype == dt.numpy and not copy:
         return a
-    result = Tensor._wrap(a._value.astype(dt.numpy))
+    with np.errstate(all="ignore"):  # 1e308 as float32 is inf, silently (torch's cast)
+        result = Tensor._wrap(a._value.astype(dt.numpy))
     if a._node is not None and dt.is_floating_point:  # also traced tensors: the cast is in the graph
         result = primitive("cast", [a], dt.numpy, dtype=dt.numpy.name)
     return recorded(result, "ToCopyBackward0", "cast", [a])

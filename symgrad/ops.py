@@ -107,7 +107,7 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
     for o in operands:
         if isinstance(o, Tensor):
             v, nd = o._value, o._nd
-            arrays.append(v if v.dtype is dt else v.astype(dt, copy=False))
+            arrays.append(v if v.dtype is dt else _cast(v, dt))
             recorded.append(nd)
             if nd is not None:
                 in_graph = True
@@ -143,6 +143,11 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
                             for o, r in zip(operands, recorded)]  # fmt: skip
             result._nd = Pending(name, tuple(recorded), attr_tuple, _node_dtype(dt), value.shape)
     return result
+
+
+def _cast(v: np.ndarray, dt: np.dtype) -> np.ndarray:
+    with np.errstate(all="ignore"):  # 1e308 as float32 is inf, silently (torch's cast)
+        return v.astype(dt, copy=False)
 
 
 INDEX_OPERANDS = {"gather": (1,), "scatter_add": (1,)}

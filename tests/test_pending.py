@@ -304,4 +304,8 @@ def test_eager_ops_do_not_warn_and_leave_numpys_error_state_alone():
         warnings.simplefilter("error")
         y = x.log() + x.sqrt() + x * 1e308 + 1.0 / x
         assert np.isnan(y.detach().numpy()[1])
+        inf = leaf([np.inf, -np.inf])
+        assert np.isnan(inf.sum().item()) and np.isnan(inf.mean().item())  # reductions
+        assert np.isnan((inf.reshape(1, 2) @ leaf([[0.0], [1.0]])).item())  # matmul: inf * 0
+        assert np.isinf(x.float().detach().numpy()[2])  # a cast that overflows
     assert np.geterr() == state
