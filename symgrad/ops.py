@@ -145,6 +145,20 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
     return result
 
 
+def then(t: Tensor, name: str, number: float) -> Tensor:
+    """`primitive(name, [t, number])` for a tensor that a composite op just made and nobody
+    else holds (mean's sum): the same value and Pending, in `t` itself (no second tensor)."""
+    if type(t._nd) is not Pending:  # no graph, or nodes built at once (traces): in general
+        return primitive(name, [t, number], t._value.dtype)
+    dt = t._value.dtype
+    value = REGISTRY[name].evaluate((), t._value, np.asarray(number, dtype=dt))
+    if type(value) is not np.ndarray or value.dtype is not dt:
+        value = np.asarray(value, dtype=dt)
+    t._value = value
+    t._nd = Pending(name, (t._nd, number), (), t._nd.dtype, value.shape)
+    return t
+
+
 def _cast(v: np.ndarray, dt: np.dtype) -> np.ndarray:
     with np.errstate(all="ignore"):  # 1e308 as float32 is inf, silently (torch's cast)
         return v.astype(dt, copy=False)

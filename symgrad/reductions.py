@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .ops import Operand, float_dtype, maximum, minimum, primitive, recorded
+from .ops import Operand, float_dtype, maximum, minimum, primitive, recorded, then
 from .tensor import Tensor, _refuse_traced
 
 
@@ -64,7 +64,7 @@ def mean(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -
         )
     axes = axes_of(a, dim)
     total = primitive("sum", [a], axes=axes, keepdims=bool(keepdim))
-    result = primitive("div", [total, _elements(a, axes)], total._value.dtype)  # torch: sum / n
+    result = then(total, "div", _elements(a, axes))  # torch: sum / n
     return recorded(result, "MeanBackward0" if dim is None else "MeanBackward1", "mean", [a])
 
 
