@@ -15,7 +15,7 @@ from . import discrete, dtypes, index_ops, linalg, ops, reductions, shape_ops
 from .gradfn import make_grad_fn
 from .index_ops import cast_like, snapshot, write
 from .node import const
-from .ops import primitive, recorded
+from .ops import cast, primitive, recorded
 from .registry import apply
 from .tensor import Tensor, grad_enabled_for
 
@@ -28,8 +28,7 @@ def to_dtype(a: Tensor, dtype: Any, copy: bool = False) -> Tensor:
     dt = dtypes.as_dtype(dtype)
     if a._value.dtype == dt.numpy and not copy:
         return a
-    with np.errstate(all="ignore"):  # 1e308 as float32 is inf, silently (torch's cast)
-        result = Tensor._wrap(a._value.astype(dt.numpy))
+    result = Tensor._wrap(cast(a._value, dt.numpy, copy=True))
     if a._node is not None and dt.is_floating_point:  # also traced tensors: the cast is in the graph
         result = primitive("cast", [a], dt.numpy, dtype=dt.numpy.name)
     return recorded(result, "ToCopyBackward0", "cast", [a])

@@ -77,8 +77,14 @@ def _scalar_dtype(value: Any) -> np.dtype:
 
 def _array(o: Operand, dt: np.dtype) -> np.ndarray:
     if isinstance(o, Tensor):
-        return o._value if o._value.dtype is dt else o._value.astype(dt, copy=False)
+        return o._value if o._value.dtype is dt else cast(o._value, dt)
     return np.asarray(o, dtype=dt)
+
+
+def cast(v: np.ndarray, dt: np.dtype, copy: bool = False) -> np.ndarray:
+    """`v` as `dt`, silently as torch casts (1e308 as float32 is inf)."""
+    with np.errstate(all="ignore"):
+        return v.astype(dt, copy=copy)
 
 
 def _node(o: Operand, dt: np.dtype) -> Node:
@@ -100,14 +106,14 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
     prim = REGISTRY[name]
     if dt is None:
         dt = result_dtype(operands)
-    index = INDEX_OPERANDS.get(name, ())  # int64 positions stay int64
+    index = INDEX_OPERANDS.get(name, ())
     arrays = []  # one pass over the operands: their arrays, and what a Pending records
     recorded = []  # nodes and Pendings (None: a tensor outside the graph) and numbers
     in_graph = unbound = False
     for o in operands:
         if isinstance(o, Tensor):
             v, nd = o._value, o._nd
-            arrays.append(v if v.dtype is dt else _cast(v, dt))
+            arrays.append(v if v.dtype is dt or index else cast(v, dt))
             recorded.append(nd)
             if nd is not None:
                 in_graph = True
@@ -116,8 +122,8 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
         else:
             arrays.append(np.asarray(o, dtype=dt))
             recorded.append(o)
-    if index:
-        arrays = [o._value if k in index else a for k, (o, a) in enumerate(zip(operands, arrays))]
+    if index:  # int64 positions stay int64, the others are cast
+        arrays = [o._value if k in index else _array(o, dt) for k, o in enumerate(operands)]
     attr_tuple = tuple([attrs[a] for a in prim.attr_names]) if attrs else ()
     try:
         value = prim.evaluate(attr_tuple, *arrays)
@@ -157,11 +163,6 @@ def then(t: Tensor, name: str, number: float) -> Tensor:
     t._value = value
     t._nd = Pending(name, (t._nd, number), (), t._nd.dtype, value.shape)
     return t
-
-
-def _cast(v: np.ndarray, dt: np.dtype) -> np.ndarray:
-    with np.errstate(all="ignore"):  # 1e308 as float32 is inf, silently (torch's cast)
-        return v.astype(dt, copy=False)
 
 
 INDEX_OPERANDS = {"gather": (1,), "scatter_add": (1,)}
