@@ -106,7 +106,7 @@ def _signature(p: Pending) -> tuple[int | None, tuple[Node, ...]]:
                 (k,), leaves = _merged(leaves, (o,))
             else:
                 k, leaves = 0, (o,)
-            parts.append(("leaf", o.shape, o.dtype, o.payload is not None and o.payload.is_param, k))
+            parts.append((_leaf_key(o), k))
         else:
             try:
                 parts.append(_number_key(o))
@@ -217,13 +217,18 @@ class _Walk:
         if type(p) is Pending:
             entry: tuple = (p.op, args, attrs, p.dtype)
         elif p.op == "leaf":
-            entry = ("leaf", p.shape, p.dtype, p.payload is not None and p.payload.is_param)
+            entry = _leaf_key(p)
             self.leaves.append(p)
         else:
             entry = ("node", p.op, args, attrs, p.shape, p.dtype)
         k = self.position[id(p)] = len(self.entries)
         self.entries.append(entry)
         return k
+
+
+def _leaf_key(leaf: Node) -> tuple:
+    """What a key says of a leaf (besides where it is): shape, dtype, and whether it is a parameter."""
+    return ("leaf", leaf.shape, leaf.dtype, leaf.payload is not None and leaf.payload.is_param)
 
 
 def _number_key(o: Any) -> tuple:

@@ -8,6 +8,8 @@ turns a NaN or inf into a finite value. Imports node.py, registry.py, simplify.p
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .elementwise import broadcast_shapes
@@ -159,11 +161,12 @@ def _is_power_of_two(v: float) -> bool:
     return v != 0 and np.isfinite(v) and abs(m) == 0.5
 
 
-_TABLES: list[Rewriter] = []  # a rewriter over the tables above: its compiled form is shared
+@functools.cache
+def _tables() -> Rewriter:
+    """A rewriter over the tables above, made once: its compiled form is shared."""
+    return Rewriter(PASSES, ARITHMETIC + STRUCTURE + STABLE + MASKING)
 
 
 def simplifier() -> Rewriter:
     """A fresh rewriter (it collects statistics of what fired)."""
-    if not _TABLES:
-        _TABLES.append(Rewriter(PASSES, ARITHMETIC + STRUCTURE + STABLE + MASKING))
-    return _TABLES[0].fresh()
+    return _tables().fresh()

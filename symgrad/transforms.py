@@ -236,7 +236,7 @@ class Staged:
         constants = [c for c in pytree.flatten(result_tree)[0] if not isinstance(c, Node)]
         seconds = time.perf_counter() - start
         result_tree = pytree.tree_map(lambda n: Output(n.shape) if isinstance(n, Node) else n, result_tree)
-        outputs = [Output(n.shape) for n in nodes]
+        outputs = [o for o in pytree.flatten(result_tree)[0] if isinstance(o, Output)]  # in `nodes`' order
         entry = Entry(signature, compiled, result_tree, constants, captured, outputs, seconds)
         self.entries[signature] = entry
         self.trim()
