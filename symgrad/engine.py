@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .gradfn import grad_fn_class, is_grad_enabled, walk
+from .gradfn import free, grad_fn_class, is_grad_enabled, walk
 from .gradient import ValueSlot, gradients, rebind, seed_kind, tape_gradients
 from .node import Node, leaf, topo_order
 from .pending import tape_key
@@ -60,13 +60,11 @@ def _seeds(outputs: list[Tensor], grad_outputs: list[Any], create_graph: bool = 
 def _check_and_free(outputs: list[Tensor], retain_graph: bool) -> None:
     """torch's error for a second backward through a freed graph that saved tensors; without
     `retain_graph`, mark every record under `outputs` freed."""
-    records = walk(*[o._grad_fn for o in outputs])
-    for r in records:
-        if r._freed and r._saves_tensors:
+    if retain_graph:
+        if any(r._freed and r._saves_tensors for r in walk(*[o._grad_fn for o in outputs])):
             raise RuntimeError(_FREED)
-    if not retain_graph:
-        for r in records:
-            r._freed = True
+    elif not free([o._grad_fn for o in outputs]):
+        raise RuntimeError(_FREED)
 
 
 def _result(array: np.ndarray, node: Node | None) -> Tensor:

@@ -9,6 +9,7 @@ forward formula. Imports the standard library only.
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 import weakref
 from collections.abc import Callable
@@ -95,7 +96,7 @@ class GradFn:
         self._op = op  # the user-level operation, e.g. "mean"
         self._operands = operands  # tensors and Python numbers, for the forward formula
         self.next_functions = next_functions
-        self._freed = False  # set by a backward without retain_graph
+        self._freed = 0  # the number of the backward (without retain_graph) that freed it
 
     _saves_tensors = True  # does torch's version of this node keep tensors that backward frees?
 
@@ -151,23 +152,32 @@ def make_grad_fn(name: str, op: str, operands: tuple, number_edges: bool = False
     cls = _classes.get(name) or grad_fn_class(name)
     if after is not None:
         return cls(op, operands, ((after, 0),))
+    return cls(op, operands, edges(operands, number_edges)[0])
+
+
+def edges(operands: tuple, number_edges: bool = False) -> tuple[tuple, bool]:
+    """(next_functions of a record of `operands`, whether any of them leads to a gradient)."""
     nexts = []
+    live = False
     for o in operands:
         if type(o) in _NUMBERS:
             if number_edges:
-                nexts.append(_NO_EDGE)
+                nexts.append(NO_EDGE)
         elif hasattr(o, "_grad_fn"):
-            nexts.append((o._grad_fn or _edge(o), 0))
+            fn = o._grad_fn or edge(o)
+            if fn is not None:
+                live = True
+            nexts.append((fn, 0))
         elif number_edges and isinstance(o, (int, float)):  # numpy's scalars
-            nexts.append(_NO_EDGE)
-    return cls(op, operands, tuple(nexts))
+            nexts.append(NO_EDGE)
+    return tuple(nexts), live
 
 
 _NUMBERS = frozenset({int, float, bool})
-_NO_EDGE = (None, 0)
+NO_EDGE = (None, 0)
 
 
-def _edge(t: Any) -> GradFn | None:
+def edge(t: Any) -> GradFn | None:
     if not hasattr(t, "_grad_fn"):
         return None
     if t._grad_fn is not None:
@@ -177,6 +187,39 @@ def _edge(t: Any) -> GradFn | None:
     if t._accumulator is None:
         t._accumulator = AccumulateGrad(t)
     return t._accumulator
+
+
+_backwards = itertools.count(1)
+
+
+def free(roots: list[GradFn | None]) -> bool:
+    """Mark every record under `roots` freed, in one walk; or mark nothing and return False
+    when one of them was freed before and saves tensors (torch's error for a second backward).
+
+    Each backward marks with its own number, so the mark is the walk's visited set too. A
+    record freed before that saves nothing is walked through (its own flag only matters as
+    that mark, which is why undoing may set it back to 0)."""
+    mark = next(_backwards)
+    found = [_Roots(roots)]
+    for r in found:  # the work list: records are appended as they are met
+        for n, _ in r.next_functions:
+            if n is not None and n._freed is not mark:
+                if n._freed and n._saves_tensors:
+                    for m in found:
+                        m._freed = 0
+                    return False
+                n._freed = mark
+                found.append(n)
+    return True
+
+
+class _Roots:
+    """The roots of a walk, as one record's edges."""
+
+    __slots__ = ("next_functions", "_freed")
+
+    def __init__(self, roots: list[GradFn | None]) -> None:
+        self.next_functions = [(r, 0) for r in roots]
 
 
 def walk(*roots: GradFn | None) -> list[GradFn]:

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
+from .gradfn import NO_EDGE, edge, edges, grad_fn_class
 from .gradfn import _state as _grad_mode
-from .gradfn import make_grad_fn
 from .gradient import SAVED_KINDS, ValueSlot, save_value
 from .node import Node, const, dtype_name, leaf
 from .pending import Pending
@@ -119,8 +119,8 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
                 in_graph = True
             else:
                 unbound = True
-        else:
-            arrays.append(np.asarray(o, dtype=dt))
+        else:  # a Python float is cast by the ufunc as the array (NEP 50), without a 0-d array
+            arrays.append(float(o) if (dt is _F64 or dt is _F32) and type(o) in _NUMBERS else np.asarray(o, dtype=dt))
             recorded.append(o)
     if index:  # int64 positions stay int64, the others are cast
         arrays = [o._value if k in index else _array(o, dt) for k, o in enumerate(operands)]
@@ -157,7 +157,7 @@ def then(t: Tensor, name: str, number: float) -> Tensor:
     if type(t._nd) is not Pending:  # no graph, or nodes built at once (traces): in general
         return primitive(name, [t, number], t._value.dtype)
     dt = t._value.dtype
-    value = REGISTRY[name].evaluate((), t._value, np.asarray(number, dtype=dt))
+    value = REGISTRY[name].evaluate((), t._value, float(number) if dt is _F64 or dt is _F32 else np.asarray(number, dtype=dt))
     if type(value) is not np.ndarray or value.dtype is not dt:
         value = np.asarray(value, dtype=dt)
     t._value = value
@@ -166,6 +166,8 @@ def then(t: Tensor, name: str, number: float) -> Tensor:
 
 
 INDEX_OPERANDS = {"gather": (1,), "scatter_add": (1,)}
+_F64, _F32 = np.dtype(np.float64), np.dtype(np.float32)
+_NUMBERS = frozenset({float, int, bool})
 
 
 def _node_dtype(dt: np.dtype) -> str:
@@ -196,13 +198,10 @@ def recorded(result: Tensor, grad_fn: str, op: str, operands: Sequence[Operand],
              number_edges: bool = False) -> Tensor:  # fmt: skip
     """Attach the user-level grad_fn record (when `result` is differentiated)."""
     if result._nd is not None:
-        record = make_grad_fn(grad_fn, op, tuple(operands), number_edges)
-        for edge, _ in record.next_functions:  # an edge for each operand that requires grad
-            if edge is not None:
-                result._grad_fn = record
-                return result
-        if tracing():  # traces keep records: formulas
-            result._grad_fn = record
+        operands = tuple(operands)
+        nexts, live = edges(operands, number_edges)
+        if live or tracing():  # traces keep records (formulas), whether or not they lead anywhere
+            result._grad_fn = grad_fn_class(grad_fn)(op, operands, nexts)
     return result
 
 
@@ -211,13 +210,57 @@ def _float_operands(a: Operand, b: Operand) -> np.dtype:
     return dt if dt.kind == "f" else dtypes.DEFAULT_FLOAT.numpy
 
 
+FLOAT: Any = object()  # as _binary's dt: a float result (torch's true division)
+
+
 def _binary(name: str, grad_fn: str, a: Operand, b: Operand, dt: np.dtype | None = None,
             number_edges: bool = True) -> Tensor:  # fmt: skip
+    if type(a) is Tensor and (dt is None or dt is FLOAT) and _grad_mode.enabled and not _trace_state.depth:
+        result = _recorded_binary(name, grad_fn, a, b, number_edges)
+        if result is not None:
+            return result
+    if dt is FLOAT:
+        dt = _float_operands(a, b)
     if not isinstance(b, (Tensor, int, float)) or not isinstance(a, (Tensor, int, float)):
         if isinstance(a, np.generic) or isinstance(b, np.generic):  # numpy's scalars: as torch,
             return _binary(name, grad_fn, _number(a), _number(b), dt, number_edges)  # Python numbers
         return NotImplemented
     return recorded(primitive(name, [a, b], dt), grad_fn, name, [a, b], number_edges and name != "pow")
+
+
+def _recorded_binary(name: str, grad_fn: str, a: Tensor, b: Operand, number_edges: bool) -> Tensor | None:
+    """`recorded(primitive(name, [a, b]), ...)` written out for the common case while grad
+    is recorded: `a` a float tensor in a graph, `b` a Python number or a tensor of the same
+    dtype in a graph. None for anything else (the general path takes it)."""
+    va, nd = a._value, a._nd
+    dt = va.dtype
+    if nd is None or not (dt is _F64 or dt is _F32):
+        return None
+    kind = type(b)
+    try:
+        if kind is float or kind is int:
+            value = REGISTRY[name].evaluate((), va, float(b))
+            operand = b
+        elif kind is Tensor and b._value.dtype is dt and b._nd is not None:
+            value = REGISTRY[name].evaluate((), va, b._value)
+            operand = b._nd
+        else:
+            return None
+    except ValueError:  # shapes that do not broadcast: the general path raises torch's error
+        return None
+    if type(value) is not np.ndarray or value.dtype is not dt:
+        value = np.asarray(value, dtype=dt)
+    result = Tensor._wrap(value)
+    result._nd = Pending(name, (nd, operand), (), _NODE_DTYPES[dt], value.shape)
+    fn = a._grad_fn or edge(a)
+    if kind is Tensor:
+        other = b._grad_fn or edge(b)
+        if fn is not None or other is not None:
+            result._grad_fn = grad_fn_class(grad_fn)(name, (a, b), ((fn, 0), (other, 0)))
+    elif fn is not None:
+        nexts = ((fn, 0), NO_EDGE) if number_edges and name != "pow" else ((fn, 0),)
+        result._grad_fn = grad_fn_class(grad_fn)(name, (a, b), nexts)
+    return result
 
 
 def _number(o: Operand) -> Operand:
@@ -241,7 +284,7 @@ def mul(a: Operand, b: Operand) -> Tensor:
 
 
 def div(a: Operand, b: Operand) -> Tensor:
-    return _binary("div", "DivBackward0", a, b, _float_operands(a, b))
+    return _binary("div", "DivBackward0", a, b, FLOAT)
 
 
 def rdiv(a: Operand, b: Operand) -> Tensor:

@@ -38,7 +38,49 @@ class Pending:
     def __init__(self, op: str, operands: tuple, attrs: tuple, dtype: str, shape: tuple) -> None:
         self.op, self.operands, self.attrs, self.dtype, self.shape = op, operands, attrs, dtype, shape
         self.node: Node | None = None
-        self.sig, self.leaves = _signature(self)
+        # The signature, made here (not in a function: this is the hot path of every op).
+        # Each operand's part names its structure and where its leaves fall among this op's:
+        # a Pending's signature alone when they come first and in its own order, else with
+        # their positions; a leaf node by _leaf_key and position; a number by value.
+        self.sig, self.leaves = None, ()
+        leaves: tuple[Node, ...] = ()
+        parts = []
+        for o in operands:
+            kind = type(o)
+            if kind is Pending:
+                sig, own = o.sig, o.leaves
+                if sig is None:
+                    return
+                if own is leaves or not leaves:
+                    leaves = own
+                    parts.append(sig)
+                else:
+                    at, leaves = _merged(leaves, own)
+                    parts.append(sig if at == tuple(range(len(at))) else (sig, at))
+            elif kind is float or kind is int:  # as _number_key, inlined
+                parts.append(("n", o) if o == o and o != 0 else ("n", repr(float(o))))
+            elif kind is Node:
+                if o.op != "leaf":
+                    return
+                if leaves:
+                    (k,), leaves = _merged(leaves, (o,))
+                else:
+                    k, leaves = 0, (o,)
+                parts.append((_leaf_key(o), k))
+            else:
+                try:
+                    parts.append(_number_key(o))
+                except (TypeError, ValueError):  # not a number: building the node will say so
+                    return
+        if len(leaves) > MAX_LEAVES:
+            return
+        key = (op, tuple([_attr_key(a) for a in attrs]) if attrs else (), dtype, *parts)
+        sig = _SIGS.get(key)
+        if sig is None:
+            if len(_SIGS) >= _SIGS_LIMIT:
+                _SIGS.clear()
+            sig = _SIGS[key] = next(_numbers)
+        self.sig, self.leaves = sig, leaves
 
     def build(self) -> Node:
         """This op's node (and those of the Pendings it reads), built once, without recursion."""
@@ -77,52 +119,6 @@ _SIGS_LIMIT = 1 << 16
 _numbers = itertools.count()  # never reused: a cleared table only costs new numbers
 
 
-def _signature(p: Pending) -> tuple[int | None, tuple[Node, ...]]:
-    """(signature, leaves) of `p` from its operands', or (None, ()) when there is none.
-
-    Each operand's part names its structure and where its leaves fall among `p`'s: a
-    Pending's signature alone when they come first and in its own order, else with their
-    positions; a leaf node by shape, dtype, parameter flag and position; a number by value."""
-    leaves: tuple[Node, ...] = ()
-    parts = []
-    for o in p.operands:
-        kind = type(o)
-        if kind is Pending:
-            sig, own = o.sig, o.leaves
-            if sig is None:
-                return None, ()
-            if own is leaves or not leaves:
-                leaves = own
-                parts.append(sig)
-            else:
-                at, leaves = _merged(leaves, own)
-                parts.append(sig if at == tuple(range(len(at))) else (sig, at))
-        elif kind is float or kind is int:  # as _number_key, inlined: the hot path of every op
-            parts.append(("n", o) if o == o and o != 0 else ("n", repr(float(o))))
-        elif kind is Node:
-            if o.op != "leaf":
-                return None, ()
-            if leaves:
-                (k,), leaves = _merged(leaves, (o,))
-            else:
-                k, leaves = 0, (o,)
-            parts.append((_leaf_key(o), k))
-        else:
-            try:
-                parts.append(_number_key(o))
-            except (TypeError, ValueError):  # not a number: building the node will say so
-                return None, ()
-    if len(leaves) > MAX_LEAVES:
-        return None, ()
-    key = (p.op, tuple([_attr_key(a) for a in p.attrs]) if p.attrs else (), p.dtype, *parts)
-    sig = _SIGS.get(key)
-    if sig is None:
-        if len(_SIGS) >= _SIGS_LIMIT:
-            _SIGS.clear()
-        sig = _SIGS[key] = next(_numbers)
-    return sig, leaves
-
-
 def _merged(leaves: tuple[Node, ...], more: tuple[Node, ...]) -> tuple[tuple[int, ...], tuple[Node, ...]]:
     """(where each of `more` is, `leaves` with those not in it appended): by identity."""
     at = []
@@ -139,7 +135,7 @@ def tape_key(roots: Sequence[Node | Pending], extra: tuple = ()) -> tuple[tuple,
     are), and its leaves in key order. Two graphs with one key build structurally equal
     nodes; `extra` is appended to the key.
 
-    Roots that are Pendings with signatures are keyed by them (see _signature). Otherwise
+    Roots that are Pendings with signatures are keyed by them (see Pending.__init__). Otherwise
     the graph is walked: entries in post-order, operands left to right (a recursive walk
     for shallow graphs, the same order without recursion for deep ones)."""
     if len(roots) == 1:

@@ -309,3 +309,79 @@ def test_eager_ops_do_not_warn_and_leave_numpys_error_state_alone():
         assert np.isnan((inf.reshape(1, 2) @ leaf([[0.0], [1.0]])).item())  # matmul: inf * 0
         assert np.isinf(x.float().detach().numpy()[2])  # a cast that overflows
     assert np.geterr() == state
+
+
+# ---- the written-out binary op (ops._recorded_binary) against the general path -----------
+
+_OPERATORS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+              "/": lambda a, b: a / b, "**": lambda a, b: a ** b, "r+": lambda a, b: b + a,
+              "r-": lambda a, b: b - a, "r*": lambda a, b: b * a, "r/": lambda a, b: b / a,
+              "r**": lambda a, b: b ** a}  # fmt: skip
+
+
+def _operand(kind: str, dtype):
+    base = RNG.uniform(0.5, 2.0, (2, 3))
+    return {
+        "leaf": lambda: symgrad.tensor(base, dtype=dtype, requires_grad=True),
+        "computed": lambda: symgrad.tensor(base, dtype=dtype, requires_grad=True) * 1.5,
+        "plain": lambda: symgrad.tensor(base, dtype=dtype),
+        "row": lambda: symgrad.tensor(base[:1], dtype=dtype, requires_grad=True),
+        "mismatched": lambda: symgrad.tensor(base[:, :2], dtype=dtype, requires_grad=True),
+        "scalar0d": lambda: symgrad.tensor(1.25, dtype=dtype, requires_grad=True),
+        "other dtype": lambda: symgrad.tensor(base, dtype=symgrad.float32 if dtype == symgrad.float64
+                                              else symgrad.float64, requires_grad=True),
+        "int": lambda: 3, "float": lambda: -0.75, "zero": lambda: -0.0, "nan": lambda: float("nan"),
+        "bool": lambda: True, "np.float32": lambda: np.float32(2.5),
+    }[kind]  # fmt: skip
+
+
+def _described(t) -> tuple:
+    """What an eager result must agree on, whichever path made it."""
+    fn = t.grad_fn
+    nexts = None if fn is None else tuple((None if n is None else type(n).__name__, k) for n, k in fn.next_functions)
+    nd = t._nd
+    return (t._value.dtype, t._value.tobytes(), t.requires_grad, None if fn is None else type(fn).__name__,
+            nexts, type(nd).__name__, getattr(nd, "sig", None), getattr(nd, "op", None))  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [symgrad.float64, symgrad.float32])
+@pytest.mark.parametrize("operator", sorted(_OPERATORS))
+def test_the_written_out_binary_op_matches_the_general_path(monkeypatch, operator, dtype):
+    import symgrad.ops as ops
+
+    general = ops._recorded_binary
+    kinds = ["leaf", "computed", "plain", "row", "scalar0d", "other dtype", "mismatched", "int", "float",
+             "zero", "nan", "bool", "np.float32"]  # fmt: skip
+    taken = 0
+    for a_kind in kinds[:7]:
+        for b_kind in kinds:
+            makers = _operand(a_kind, dtype), _operand(b_kind, dtype)
+            seen = []
+            for fast in (True, False):
+                monkeypatch.setattr(ops, "_recorded_binary", general if fast else lambda *args: None)
+                a, b = makers[0](), makers[1]()
+                try:
+                    out = _OPERATORS[operator](a, b)
+                except RuntimeError as error:  # shapes that do not broadcast: torch's error
+                    seen.append(str(error))
+                    continue
+                seen.append(_described(out))
+                if out.requires_grad:
+                    out.sum().backward()
+                    seen.append(tuple(None if t.grad is None else t.grad.numpy().tobytes()
+                                      for t in (a, b) if isinstance(t, symgrad.Tensor)))  # fmt: skip
+            monkeypatch.setattr(ops, "_recorded_binary", general)
+            assert seen[: len(seen) // 2] == seen[len(seen) // 2 :], (a_kind, b_kind)
+            taken += 1
+    assert taken == 7 * len(kinds)
+
+
+def test_the_written_out_binary_op_is_taken(monkeypatch):
+    import symgrad.ops as ops
+
+    calls = []
+    general = ops._recorded_binary
+    monkeypatch.setattr(ops, "_recorded_binary", lambda *args: calls.append(args[0]) or general(*args))
+    x = leaf(RNG.standard_normal((2, 2)))
+    (3 * (x + 2) ** 2 - x / x).mean()
+    assert calls == ["add", "pow", "mul", "div", "sub"]
