@@ -19,7 +19,7 @@ from .gradfn import _state as _grad_mode
 from .gradient import SAVED_KINDS, ValueSlot, save_value
 from .node import Node, const, dtype_name, leaf
 from .pending import Pending
-from .registry import REGISTRY, apply
+from .registry import REGISTRY, Primitive, apply
 from .tensor import Tensor, _trace_state, grad_enabled_for, tracing
 
 Operand = Any  # Tensor or Python number
@@ -104,6 +104,10 @@ def _node(o: Operand, dt: np.dtype) -> Node:
 def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None, **attrs: Any) -> Tensor:
     """`name(*operands)` evaluated eagerly, with its DAG node when grad is being recorded."""
     prim = REGISTRY[name]
+    if len(operands) == 1 and dt is None and _grad_mode.enabled and not _trace_state.depth:
+        result = _recorded_unary(prim, operands[0], attrs)
+        if result is not None:
+            return result
     if dt is None:
         dt = result_dtype(operands)
     index = INDEX_OPERANDS.get(name, ())
@@ -148,6 +152,24 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
                 recorded = [_node(o, dt) if isinstance(o, Tensor) and r is None else r
                             for o, r in zip(operands, recorded)]  # fmt: skip
             result._nd = Pending(name, tuple(recorded), attr_tuple, _node_dtype(dt), value.shape)
+    return result
+
+
+def _recorded_unary(prim: Primitive, a: Operand, attrs: dict) -> Tensor | None:
+    """primitive(prim.name, [a], **attrs) written out for the common case while grad is
+    recorded: `a` a float tensor in a graph. None for anything else (the general path)."""
+    if type(a) is not Tensor or prim.name in SAVED_KINDS:
+        return None
+    va, nd = a._value, a._nd
+    dt = va.dtype
+    if nd is None or not (dt is _F64 or dt is _F32):
+        return None
+    attr_tuple = tuple([attrs[n] for n in prim.attr_names]) if attrs else ()
+    value = prim.evaluate(attr_tuple, va)
+    if type(value) is not np.ndarray or value.dtype is not dt:
+        value = np.asarray(value, dtype=dt)
+    result = Tensor._wrap(value)
+    result._nd = Pending(prim.name, (nd,), attr_tuple, _NODE_DTYPES[dt], value.shape)
     return result
 
 

@@ -385,3 +385,42 @@ def test_the_written_out_binary_op_is_taken(monkeypatch):
     x = leaf(RNG.standard_normal((2, 2)))
     (3 * (x + 2) ** 2 - x / x).mean()
     assert calls == ["add", "pow", "mul", "div", "sub"]
+
+
+_UNARY = {"exp": lambda t: t.exp(), "tanh": lambda t: t.tanh(), "neg": lambda t: -t, "sqrt": lambda t: t.sqrt(),
+          "sum": lambda t: t.sum(), "sum(dim)": lambda t: t.sum(0, keepdim=True), "mean": lambda t: t.mean(),
+          "amax": lambda t: t.amax(-1), "relu": lambda t: t.relu(), "abs": lambda t: t.abs(),
+          "softmax": lambda t: t.softmax(-1), "cumsum": lambda t: t.cumsum(0), "t": lambda t: t.t(),
+          "reshape": lambda t: t.reshape(-1), "sigmoid": lambda t: t.sigmoid()}  # fmt: skip
+
+
+@pytest.mark.parametrize("op", sorted(_UNARY))
+def test_the_written_out_unary_primitive_matches_the_general_path(monkeypatch, op):
+    import symgrad.ops as ops
+
+    general = ops._recorded_unary
+    base = RNG.uniform(-2.0, 2.0, (2, 3))
+    makers = {
+        "leaf64": lambda: symgrad.tensor(base, requires_grad=True),
+        "leaf32": lambda: symgrad.tensor(base, dtype=symgrad.float32, requires_grad=True),
+        "computed": lambda: symgrad.tensor(base, requires_grad=True) * 1.5,
+        "plain": lambda: symgrad.tensor(base),
+        "int": lambda: symgrad.tensor(base).to(symgrad.int64),
+        "0-d": lambda: symgrad.tensor(1.25, requires_grad=True),
+    }
+    for kind, make in makers.items():
+        seen = []
+        for fast in (True, False):
+            monkeypatch.setattr(ops, "_recorded_unary", general if fast else lambda *args: None)
+            a = make()
+            try:
+                out = _UNARY[op](a)
+            except (RuntimeError, IndexError) as error:  # torch's refusals (an int softmax, t() of 0-d, ...)
+                seen.append(str(error))
+                continue
+            seen.append(_described(out))
+            if out.requires_grad:
+                out.sum().backward()
+                seen.append(a.grad.numpy().tobytes() if a.grad is not None else None)
+        monkeypatch.setattr(ops, "_recorded_unary", general)
+        assert seen[: len(seen) // 2] == seen[len(seen) // 2 :], kind
