@@ -118,6 +118,7 @@ class CompiledProgram:
         self,
         shapes: Sequence[tuple[int, ...]] | None = None,
         output_shapes: Sequence[tuple[int, ...]] | None = None,
+        fallback: Callable[..., Any] | None = None,
     ) -> Callable[..., Any]:
         """A native builtin `f(*inputs)` doing what `__call__` does in well under a microsecond.
 
@@ -130,8 +131,14 @@ class CompiledProgram:
         Cached per shapes (the FAST_ENTRIES_KEPT most recent); a returned entry keeps its
         machine code alive on its own. Raises RuntimeError if this process's CPython/numpy layout could
         not be verified (then use `__call__`). The GIL is released around large kernels.
+
+        With `fallback`, arguments the entry does not take are passed to `fallback(*inputs)`,
+        whose result it returns, instead of raising; such an entry is the caller's own (not
+        cached: its code is loaded into an engine of its own, without LLVM work after the first).
         """
         key = fastcall.entry_key(self.program, shapes, output_shapes)
+        if fallback is not None:
+            return fastcall.build_entry(self.program, self.native, self._session, self.name, key, fallback)
         with self._fast_lock:
             entry = self._fast_entries.get(key)
             if entry is None:

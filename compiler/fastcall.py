@@ -28,6 +28,8 @@ STATUS_INDEX_ERROR = 1  # as opcode_ir.STATUS_INDEX_ERROR
 MAX_DIMS = 32  # numpy 1.x's NPY_MAXDIMS (2.x allows 64)
 ENTRY_SYMBOL = "symgrad.fastcall"  # a '.', which kernel names cannot have
 KERNEL_GLOBAL, NAME_GLOBAL = "symgrad.kernel", "symgrad.name"  # set in each entry's own engine
+FALLBACK_GLOBAL = "symgrad.fallback"  # null, or what to call instead for arguments it does not take
+CALLS_GLOBAL = "symgrad.calls"  # how many calls returned its outputs
 
 # ---------------------------------------------------------------- the entry's IR
 
@@ -81,7 +83,8 @@ class _EntryWriter:
         self.globals = [f"@api.{n} = private unnamed_addr constant ptr inttoptr (i64 {a} to ptr)"
                         for n, a in lay.addresses.items()]  # fmt: skip
         # external linkage: the optimiser must not assume they keep their initial null
-        self.globals += [f'@"{KERNEL_GLOBAL}" = global ptr null', f'@"{NAME_GLOBAL}" = global ptr null']
+        self.globals += [f'@"{KERNEL_GLOBAL}" = global ptr null', f'@"{NAME_GLOBAL}" = global ptr null',
+                         f'@"{FALLBACK_GLOBAL}" = global ptr null', f'@"{CALLS_GLOBAL}" = global i64 0']
         self.body: list[str] = []
         self.count = 0
 
@@ -97,6 +100,17 @@ class _EntryWriter:
 
     def label(self, name: str) -> None:
         self.body.append(f"{name}:")
+
+    def mismatch(self, name: str) -> None:
+        """Label `name`, where an argument is not what the entry takes: the fallback's result
+        when the entry has one (nothing is allocated yet), else on to raise the error."""
+        self.label(name)
+        fallback = self.value(f'load ptr, ptr @"{FALLBACK_GLOBAL}"')
+        self.branch(self.value(f"icmp eq ptr {fallback}, null"), f"{name}.raise", f"{name}.fallback")
+        self.label(f"{name}.fallback")
+        result = self.call("ptr", "PyObject_Vectorcall", f"ptr {fallback}, ptr %args, i64 %nargs, ptr null")
+        self.emit(f"ret ptr {result}")
+        self.label(f"{name}.raise")
 
     def branch(self, condition: str, good: str, bad: str) -> None:
         self.emit(f"br i1 {condition}, label %{good}, label %{bad}")
@@ -159,7 +173,7 @@ class _EntryWriter:
             self.store("null", "%temps", i)
         self.branch(self.value(f"icmp eq i64 %nargs, {len(s.inputs)}"), "arg0" if s.inputs else "allocate",
                     "bad_count")  # fmt: skip
-        self.label("bad_count")
+        self.mismatch("bad_count")
         self.raise_error("TypeError", f"%s: expected {len(s.inputs)} input arrays, got %zd",
                          "i64 %nargs")  # fmt: skip
         for arg in s.inputs:
@@ -183,7 +197,7 @@ class _EntryWriter:
         wanted = self.o["c_contiguous"] | self.o["aligned"]
         masked = self.value(f"and i32 {self.field(array, 'flags', 'i32')}, {wanted}")
         self.branch(self.value(f"icmp eq i32 {masked}, {wanted}"), f"arg{j}.take", f"arg{j}.bad_layout")
-        self.label(f"arg{j}.bad_layout")
+        self.mismatch(f"arg{j}.bad_layout")
         self.raise_error("ValueError", self.message(arg, "got a non-contiguous or unaligned array"))
         self.label(f"arg{j}.take")
         self.store(self.field(array, "data", "ptr"), "%buffers", arg.buffer)
@@ -198,7 +212,7 @@ class _EntryWriter:
         self.label(f"arg{j}.subclass")
         sub = self.call("i32", "PyType_IsSubtype", f"ptr {tp}, ptr {self.api('PyArray_Type')}")
         self.branch(self.value(f"icmp ne i32 {sub}, 0"), f"arg{j}.dtype", f"arg{j}.bad_type")
-        self.label(f"arg{j}.bad_type")
+        self.mismatch(f"arg{j}.bad_type")
         name = self.field(tp, "tp_name", "ptr")
         self.raise_error("TypeError", self.message(arg, "got %.200s"), f"ptr {name}")
 
@@ -213,7 +227,7 @@ class _EntryWriter:
             known = self.value(f"or i1 {known}, {self.value(f'icmp eq i32 {type_num}, {num}')}")
         native = self.value(f"icmp ne i8 {order}, {self.lay.foreign_byteorder}")
         self.branch(self.value(f"and i1 {known}, {native}"), f"arg{j}.shape", f"arg{j}.bad_dtype")
-        self.label(f"arg{j}.bad_dtype")
+        self.mismatch(f"arg{j}.bad_dtype")
         self.raise_error("TypeError", self.message(arg, "got dtype %S"), f"ptr {descr}")
 
     def check_shape(self, arg: ArgSpec, array: str) -> None:
@@ -253,7 +267,7 @@ class _EntryWriter:
 
     def report_shape(self, arg: ArgSpec, array: str) -> None:
         j = arg.position
-        self.label(f"arg{j}.bad_shape")
+        self.mismatch(f"arg{j}.bad_shape")
         shape = self.call("ptr", "PyObject_GetAttrString", f"ptr {array}, ptr {self.string('shape')}")
         self.null_check(shape, f"arg{j}.got_shape", "fail")  # getattr raised: keep its exception
         exc, message = self.api("ValueError"), self.string(self.message(arg, "got shape %S"))
@@ -316,6 +330,8 @@ class _EntryWriter:
     def result(self) -> None:
         """One output: the array itself; otherwise a tuple that steals the references."""
         self.label("result")
+        calls = self.value(f'load i64, ptr @"{CALLS_GLOBAL}"')
+        self.emit(f'store i64 {self.value(f"add i64 {calls}, 1")}, ptr @"{CALLS_GLOBAL}"')
         outputs = [self.load("ptr", "%outs", i) for i in range(len(self.spec.outputs))]
         if len(outputs) == 1:
             self.emit(f"ret ptr {outputs[0]}")
@@ -342,21 +358,28 @@ class FastEntry:
     """The `self` of a fast entry's builtin: keeps its PyMethodDef, its own machine code
     and its kernel's alive (the builtin holds it, so neither is freed while it can run)."""
 
-    __slots__ = ("method", "strings", "code", "kernel", "spec", "__weakref__")
+    __slots__ = ("method", "strings", "code", "kernel", "spec", "fallback", "__weakref__")
 
     def __init__(self, method: MethodDef, strings: tuple[Any, ...], code: Any, kernel: Any,
-                 spec: EntrySpec) -> None:  # fmt: skip
+                 spec: EntrySpec, fallback: Callable[..., Any] | None) -> None:  # fmt: skip
         self.method, self.strings, self.spec = method, strings, spec
         self.code, self.kernel = code, kernel  # jit.NativeFunction objects
+        self.fallback = fallback  # the entry's global points at it
+
+    def calls(self) -> int:
+        """How many calls of the entry returned its outputs (fallback calls not counted)."""
+        return ctypes.c_int64.from_address(self.code.global_address(CALLS_GLOBAL)).value
 
 
-def _builtin(code: Any, kernel: Any, spec: EntrySpec, doc: str) -> Callable[..., Any]:
+def _builtin(code: Any, kernel: Any, spec: EntrySpec, doc: str,
+             fallback: Callable[..., Any] | None) -> Callable[..., Any]:  # fmt: skip
     name, text = spec.name.encode(), doc.encode()  # the PyMethodDef points into these
     name_buffer = ctypes.create_string_buffer(name)  # the entry's messages read it
     _set_global(code, KERNEL_GLOBAL, kernel.address)
     _set_global(code, NAME_GLOBAL, ctypes.addressof(name_buffer))
+    _set_global(code, FALLBACK_GLOBAL, 0 if fallback is None else id(fallback))  # the keeper holds it
     method = MethodDef(name, code.address, METH_FASTCALL, text)
-    keeper = FastEntry(method, (name, text, name_buffer), code, kernel, spec)
+    keeper = FastEntry(method, (name, text, name_buffer), code, kernel, spec, fallback)
     new = python_function(
         "PyCFunction_NewEx", ctypes.py_object, ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p
     )
@@ -421,15 +444,17 @@ def entry_ir(spec: EntrySpec) -> str:
 
 
 def build_entry(program: KernelProgram, kernel: Any, session: Any, name: str,
-                key: tuple[Any, Any]) -> Callable[..., Any]:  # fmt: skip
+                key: tuple[Any, Any], fallback: Callable[..., Any] | None = None) -> Callable[..., Any]:  # fmt: skip
     """Compile the entry for `key` (from `entry_key`) through `session.add_ir`; return the builtin.
 
     `kernel` is the kernel's `jit.NativeFunction`: the builtin keeps it alive. The entry's
-    code has an engine of its own, whose globals say which kernel to call and its name.
+    code has an engine of its own, whose globals say which kernel to call, its name, and
+    `fallback`: called with the arguments instead of raising when they are not what the
+    entry takes (wrong count, type, dtype, shape or layout).
     """
     spec = entry_spec(program, kernel.address, name, ENTRY_SYMBOL, key)
     code = session.add_ir(entry_ir(spec), ENTRY_SYMBOL)
     n_out = len(spec.outputs)
     returns = "the output array" if n_out == 1 else f"a tuple of {n_out} output arrays"
     doc = f"{name}(*{len(spec.inputs)} input arrays) -> {returns} (native entry; shapes {key[0]})"
-    return _builtin(code, kernel, spec, doc)
+    return _builtin(code, kernel, spec, doc, fallback)

@@ -30,6 +30,7 @@ NUMPY_ABI_VERSIONS = (0x01000009, 0x02000000)  # numpy 1.x and 2.x: the indices 
 CPYTHON_API = (
     "PyErr_Format", "PyErr_NoMemory", "PyType_IsSubtype", "PyObject_GetAttrString",
     "Py_DecRef", "PyTuple_New", "PyTuple_SetItem", "PyEval_SaveThread", "PyEval_RestoreThread",
+    "PyObject_Vectorcall",
 )  # fmt: skip
 LIBC_API = ("calloc", "free")
 EXCEPTIONS = {e.__name__: e for e in (TypeError, ValueError, IndexError, RuntimeError)}

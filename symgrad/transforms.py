@@ -76,12 +76,18 @@ class Entry:
     outputs: list[Output]
     compile_seconds: float
     hits: int = 0
+    fast: Callable | None = None  # its native entry, built on the second call (see Staged.__call__)
+    counted: int = 0  # the native entry's calls already credited to hits
 
 
 @dataclass(eq=False)
 class Staged:
     """A transform of `fn`: callable, cached per signature (the DEFAULT_CACHE.limit most
-    recently used ones), inspectable."""
+    recently used ones), inspectable.
+
+    Each transform has a class of its own, whose `__call__` is the native entry of the
+    signature called last, once it has one: a call runs no Python at all. The entry calls
+    `Staged.__call__` (the Python path) for arguments it does not take."""
 
     fn: Callable
     build: Build
@@ -91,11 +97,13 @@ class Staged:
     misses: int = 0
     evictions: int = 0
     _lock: threading.RLock = field(default_factory=threading.RLock)
-    _fast: Callable | None = None
+    _fast: Callable | None = None  # the native entry installed as __call__
     _fast_owner: Entry | None = None
-    _fast_calls: int = 0
 
     def __post_init__(self) -> None:
+        base = type(self)
+        self.__class__ = type(base.__name__, (base,), {"__module__": base.__module__,
+                                                       "__qualname__": base.__qualname__})  # fmt: skip
         self.name = self.name or getattr(self.fn, "__name__", "fn")
         self.__doc__ = getattr(self.fn, "__doc__", None)
         self.__wrapped__ = self.fn
@@ -107,14 +115,6 @@ class Staged:
     # ---- calling -------------------------------------------------------------------
 
     def __call__(self, *args: Any) -> Any:
-        fast = self._fast
-        if fast is not None:  # the last signature again: straight into native code
-            try:
-                result = fast(*args)
-                self._fast_calls += 1
-                return result
-            except (TypeError, ValueError):
-                pass  # another signature (or a bad argument): the full path says which
         if _any_traced(args):
             return self._inline(args)
         statics, dynamic = self._split(args)
@@ -128,12 +128,22 @@ class Staged:
         else:
             entry.hits += 1
             DEFAULT_CACHE.stats.hits += 1
-        self._settle_fast_calls()
         # the native entry is built on the second call of a signature: a function called once
         # does not pay for it (first-call latency), a loop gets it right away
-        fast = self._fast_path(entry, treedef, arrays) if entry.hits else None
-        self._fast, self._fast_owner = fast, entry
+        if entry.fast is None and entry.hits:
+            entry.fast = self._fast_path(entry, treedef, arrays)
+        self._install(entry.fast, entry)
         return self._run(entry, arrays)
+
+    def _install(self, fast: Callable | None, owner: Entry | None) -> None:
+        """Make `fast` this transform's __call__ (None: the Python path)."""
+        self._settle_fast_calls()
+        self._fast, self._fast_owner = fast, owner
+        cls = type(self)
+        if fast is not None:
+            cls.__call__ = fast  # a builtin: no self is bound, it is the whole call
+        elif "__call__" in cls.__dict__:
+            del cls.__call__
 
     def _lookup(self, signature: tuple) -> Entry | None:
         with self._lock:
@@ -153,17 +163,18 @@ class Staged:
     def clear(self) -> None:
         """Forget every compiled signature (symgrad.clear_cache)."""
         with self._lock:
-            self._settle_fast_calls()
+            self._install(None, None)
             self.entries.clear()
-            self._fast, self._fast_owner = None, None
             self.evictions = 0
 
     def _settle_fast_calls(self) -> None:
-        """Credit the calls that took the native fast path to their entry's statistics."""
-        if self._fast_owner is not None and self._fast_calls:
-            self._fast_owner.hits += self._fast_calls
-            DEFAULT_CACHE.stats.hits += self._fast_calls
-        self._fast_calls = 0
+        """Credit the calls that took the native entry (counted natively) to its entry's statistics."""
+        owner = self._fast_owner
+        if owner is not None and owner.fast is not None:
+            calls = owner.fast.__self__.calls()
+            owner.hits += calls - owner.counted
+            DEFAULT_CACHE.stats.hits += calls - owner.counted
+            owner.counted = calls
 
     def _fast_path(self, entry: Entry, treedef: Any, arrays: list[np.ndarray]) -> Callable | None:
         """The native entry itself, when the call needs nothing else: plain float arrays in,
@@ -178,7 +189,8 @@ class Staged:
         if out_def != ("leaf",) and not (flat_tuple and len(entry.outputs) > 1):
             return None
         try:
-            return entry.compiled.fast_entry([a.shape for a in arrays], [n.shape for n in entry.outputs])
+            return entry.compiled.fast_entry([a.shape for a in arrays], [n.shape for n in entry.outputs],
+                                             fallback=_python_path(self))  # fmt: skip
         except RuntimeError:  # this process's struct layouts were not verified: Python path
             return None
 
@@ -273,6 +285,20 @@ class Staged:
                     "compile_seconds": e.compile_seconds} for e in self.entries.values()]  # fmt: skip
         return {"entries": entries, "hits": sum(e.hits for e in self.entries.values()),
                 "misses": self.misses, "evictions": self.evictions}  # fmt: skip
+
+
+def _python_path(staged: Staged) -> Callable[..., Any]:
+    """What a native entry calls for arguments it does not take: the transform's Python path
+    (holding the transform weakly: its class holds the entry, which holds this)."""
+    ref = weakref.ref(staged)
+
+    def python_path(*args: Any) -> Any:
+        target = ref()
+        if target is None:
+            raise RuntimeError("symgrad: this native entry's transform no longer exists")
+        return Staged.__call__(target, *args)
+
+    return python_path
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))

@@ -331,6 +331,34 @@ def test_keywords_and_failing_shape_attribute(tiny_entry) -> None:
         tiny_entry(X, np.ones(4).view(NoShape))
 
 
+@pytest.mark.parametrize("args, error, message", BAD_INPUTS)
+def test_an_entry_with_a_fallback_passes_it_what_it_does_not_take(tiny: CompiledProgram, args, error,
+                                                                  message) -> None:  # fmt: skip
+    seen = []
+    entry = tiny.fast_entry([(2, 2), (2, 2)], [(2, 2), (2, 2)], fallback=lambda *a: seen.append(a) or "fell back")
+    arrays = [a for a in args if isinstance(a, np.ndarray)]  # (None's count moves on its own)
+    before = [sys.getrefcount(a) for a in arrays]
+    assert entry(*args) == "fell back"
+    assert len(seen) == 1 and len(seen[0]) == len(args) and all(a is b for a, b in zip(seen[0], args))
+    del seen[:]
+    assert [sys.getrefcount(a) for a in arrays] == before
+    assert entry.__self__.calls() == 0  # only calls that returned the outputs are counted
+    total, product = entry(X, X)
+    assert np.array_equal(total, X + X) and np.array_equal(product, X * X) and entry.__self__.calls() == 1
+
+
+def test_a_fallback_s_error_and_an_entry_of_its_own(tiny: CompiledProgram, tiny_entry) -> None:
+    def refuse(*args):
+        raise LookupError(f"refused {len(args)}")
+
+    entry = tiny.fast_entry([(2, 2), (2, 2)], [(2, 2), (2, 2)], fallback=refuse)
+    with pytest.raises(LookupError, match="refused 1"):
+        entry(X)
+    assert entry is not tiny.fast_entry([(2, 2), (2, 2)], [(2, 2), (2, 2)], fallback=refuse)  # not cached
+    with pytest.raises(TypeError, match="expected 2 input arrays"):  # the shared entry has none
+        tiny_entry(X)
+
+
 NASTY = """
 import numpy as np
 from symgrad.compiler import JitSession

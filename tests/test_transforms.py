@@ -193,3 +193,48 @@ def test_a_compiled_signature_keeps_no_graph():
     assert not any(isinstance(leaf, node.Node) for leaf in pytree.flatten(entry.result_tree)[0])
     assert [o.shape for o in entry.outputs] == [(), (7,)]
     np.testing.assert_array_equal(f(x)[1], grad)
+
+
+def test_a_transform_calls_its_native_entry_directly_and_falls_back_for_other_arguments():
+    f = sg.value_and_grad(lambda x: (3 * (x + 2) ** 2).mean())
+    x = np.array([[0.5, -1.25], [2.0, 0.125]])
+    want = (np.mean(3 * (x + 2) ** 2), 6 * (x + 2) / 4)
+    f(x)
+    assert type(f).__call__ is sg.transforms.Staged.__call__  # one call: the Python path
+    f(x)
+    native = type(f).__call__
+    assert type(native).__name__ == "builtin_function_or_method" and native is f._fast
+    assert type(f) is not sg.transforms.Staged and isinstance(f, sg.transforms.Staged)
+    assert type(sg.grad(lambda x: x.sum())) is not type(f)  # each transform has a class of its own
+    for _ in range(5):
+        value, grad = f(x)
+        assert value == want[0] and np.array_equal(grad, want[1])
+    assert f.cache_info()["hits"] == 6  # native calls counted too
+    # what the entry does not take goes to the Python path: other shapes and dtypes, bad input
+    y = np.arange(6.0).reshape(2, 3)
+    assert np.allclose(f(y)[1], 6 * (y + 2) / 6)
+    assert np.allclose(f(x.astype(np.float32))[1], want[1])
+    assert np.allclose(f(x.T)[1], want[1].T) and np.allclose(f(np.asfortranarray(x))[1], want[1])
+    with pytest.raises(TypeError):
+        f(x, x)
+    with pytest.raises(TypeError):
+        f("not an array")
+    f(y)  # y's signature twice: its own entry is installed, x's is kept on its cache entry
+    assert type(f).__call__ is not native and np.array_equal(f(x)[1], want[1])
+    f.clear()
+    assert type(f).__call__ is sg.transforms.Staged.__call__
+    assert np.array_equal(f(x)[1], want[1])
+
+
+def test_a_transform_with_a_native_entry_is_freed():
+    import gc
+    import weakref
+
+    f = sg.grad(lambda x: (x * x).sum())
+    x = np.ones(3)
+    f(x), f(x)
+    assert type(type(f).__call__).__name__ == "builtin_function_or_method"
+    ref = weakref.ref(f)
+    del f
+    gc.collect()
+    assert ref() is None
