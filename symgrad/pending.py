@@ -36,15 +36,20 @@ class Pending:
     __slots__ = ("op", "operands", "attrs", "dtype", "shape", "node", "sig", "leaves")
 
     def __init__(self, op: str, operands: tuple, attrs: tuple, dtype: str, shape: tuple) -> None:
-        self.op, self.operands, self.attrs, self.dtype, self.shape = op, operands, attrs, dtype, shape
+        self.op = op
+        self.operands = operands
+        self.attrs = attrs
+        self.dtype = dtype
+        self.shape = shape
         self.node: Node | None = None
         # The signature, made here (not in a function: this is the hot path of every op).
         # Each operand's part names its structure and where its leaves fall among this op's:
         # a Pending's signature alone when they come first and in its own order, else with
         # their positions; a leaf node by _leaf_key and position; a number by value.
-        self.sig, self.leaves = None, ()
+        self.sig = None
+        self.leaves: tuple[Node, ...] = ()
         leaves: tuple[Node, ...] = ()
-        parts = []
+        parts = [op, tuple([_attr_key(a) for a in attrs]) if attrs else (), dtype]  # then the operands' parts
         for o in operands:
             kind = type(o)
             if kind is Pending:
@@ -74,13 +79,14 @@ class Pending:
                     return
         if len(leaves) > MAX_LEAVES:
             return
-        key = (op, tuple([_attr_key(a) for a in attrs]) if attrs else (), dtype, *parts)
+        key = tuple(parts)
         sig = _SIGS.get(key)
         if sig is None:
             if len(_SIGS) >= _SIGS_LIMIT:
                 _SIGS.clear()
             sig = _SIGS[key] = next(_numbers)
-        self.sig, self.leaves = sig, leaves
+        self.sig = sig
+        self.leaves = leaves
 
     def build(self) -> Node:
         """This op's node (and those of the Pendings it reads), built once, without recursion."""

@@ -64,7 +64,7 @@ def mean(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -
         )
     axes = axes_of(a, dim)
     total = primitive("sum", [a], axes=axes, keepdims=bool(keepdim))
-    result = then(total, "div", _elements(a, axes))  # torch: sum / n
+    result = then(total, "div", a._value.size if dim is None else _elements(a, axes))  # torch: sum / n
     return recorded(result, "MeanBackward0" if dim is None else "MeanBackward1", "mean", [a])
 
 
