@@ -152,6 +152,11 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
                 recorded = [_node(o, dt) if isinstance(o, Tensor) and r is None else r
                             for o, r in zip(operands, recorded)]  # fmt: skip
             result._nd = Pending(name, tuple(recorded), attr_tuple, _node_dtype(dt), value.shape)
+        if dt is _BOOL and prim.kind == "elementwise" and name not in _ZERO_ONE:  # graphs compute in
+            # floats: a boolean result is its float value != 0 (True + True is True, not 2)
+            nd = result._nd
+            result._nd = (Pending("ne", (nd, 0), (), "float64", value.shape) if type(nd) is Pending
+                          else apply("ne", nd, const(0.0, "float64")))  # fmt: skip
     return result
 
 
@@ -188,7 +193,8 @@ def then(t: Tensor, name: str, number: float) -> Tensor:
 
 
 INDEX_OPERANDS = {"gather": (1,), "scatter_add": (1,)}
-_F64, _F32 = np.dtype(np.float64), np.dtype(np.float32)
+_F64, _F32, _BOOL = np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.bool_)
+_ZERO_ONE = frozenset({"gt", "lt", "ge", "le", "eq", "ne", "isnan", "isinf"})  # already 1.0 or 0.0
 _NUMBERS = frozenset({float, int, bool})
 
 
@@ -287,6 +293,12 @@ def _recorded_binary(name: str, grad_fn: str, a: Tensor, b: Operand, number_edge
 
 def _number(o: Operand) -> Operand:
     return o.item() if isinstance(o, np.generic) else o
+
+
+def _type_name(o: Any) -> str:
+    """As torch names an argument's type in its errors: numpy.ndarray, list, str."""
+    kind = type(o)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__.split('.')[0]}.{kind.__name__}"
 
 
 def add(a: Operand, b: Operand, alpha: float = 1) -> Tensor:
@@ -403,6 +415,7 @@ def clamp(a: Tensor, min: Operand = None, max: Operand = None) -> Tensor:  # noq
     """where(x < lo, lo, where(x > hi, hi, x)): the gradient passes at the bounds, as in torch."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    min, max = _number(min), _number(max)  # noqa: A001 - numpy's scalars as Python numbers
     result = a
     if max is not None:
         result = _where(gt(result, max), max, result)
@@ -413,6 +426,11 @@ def clamp(a: Tensor, min: Operand = None, max: Operand = None) -> Tensor:  # noq
 
 
 def lerp(start: Tensor, end: Tensor, weight: Operand) -> Tensor:
+    weight = _number(weight)
+    if not isinstance(weight, (Tensor, int, float)):
+        raise TypeError(f"lerp() received an invalid combination of arguments - got (Tensor, Tensor, "
+                        f"{_type_name(weight)}), but expected one of: (Tensor input, Tensor end, Tensor weight) "
+                        "or (Tensor input, Tensor end, Number weight)")  # fmt: skip
     result = primitive("add", [start, primitive("mul", [weight, primitive("sub", [end, start])])])
     name = "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0"
     return recorded(result, name, "lerp", [start, end, weight])

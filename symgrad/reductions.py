@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import operator
 import warnings
 from typing import Any
 
@@ -26,9 +27,12 @@ def _return_type(name: str) -> type:
 
 
 def axes_of(a: Tensor, dim: Any) -> tuple[int, ...]:
-    if dim is None or dim == ():
+    if dim is None:
         return tuple(range(a.ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+    if not dims:
+        return tuple(range(a.ndim))
+    dims = tuple([operator.index(d) for d in dims])  # ints, numpy's integers, 0-d integer tensors
     ndim = builtins.max(a.ndim, 1)
     for d in dims:
         if not -ndim <= d < ndim:
@@ -75,7 +79,7 @@ def prod(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -
 
 def _nonempty(which: str, a: Tensor, dim: Any) -> None:
     """torch's errors for an extreme over no elements (there is no identity to return)."""
-    if dim is None or dim == ():
+    if dim is None or (isinstance(dim, (tuple, list)) and not dim):
         if a.numel() == 0:
             raise RuntimeError(f"{which}(): Expected reduction dim to be specified for input.numel() == 0. "
                                "Specify the reduction dim with the 'dim' argument.")  # fmt: skip

@@ -244,7 +244,8 @@ class Tensor:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         _refuse_traced(self, "numpy.asarray()")
-        return self._value if dtype is None else self._value.astype(dtype)
+        value = self.numpy()  # as torch: refused for a tensor that requires grad
+        return value if dtype is None else value.astype(dtype)
 
     def __len__(self) -> int:
         if self._value.ndim == 0:

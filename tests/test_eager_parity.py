@@ -345,6 +345,42 @@ def numpy_scalar_operands(lib):
     return out
 
 
+@case(expected=[np.array(g, np.float32) for g in ([1.0, 1.0, 1.0], [0.0, 1.0, 1.0], [1.0, 0.0, 1.0])])
+def boolean_results_in_a_graph(lib):
+    """A boolean op of boolean tensors in a graph is logical (True + True is True), also in the gradient."""
+    grads = []
+    for make in (lambda x: ((x > 1.5) + True) * x, lambda x: ((x > 1.5) * True + (x > 1.5)) * x,
+                 lambda x: ((x < 1.5) + (x > 2.5)) * x):  # fmt: skip
+        x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        make(x).sum().backward()
+        grads.append(arr(x.grad))
+    return grads
+
+
+@case(expected=[*(np.array(v, np.float32) for v in (6.0, [1.0, 3.0, 6.0], 6.0, [1.0, 2.0], 2.0, 3.0)),
+                [3, 1], [6], [1, 3],
+                *(np.array(v, np.float32) for v in ([1.5, 2.0, 3.0], [1.0, 1.5, 1.5], [1.0, 1.0, 1.0]))])  # fmt: skip
+def numpy_integers_as_dims_and_numpy_scalars_as_bounds(lib):
+    x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    i0 = np.int64(0)
+    out = [x.sum(dim=i0), x.cumsum(i0), x.prod(i0), x.narrow(i0, i0, np.int64(2)), x.mean(i0), x.amax(i0),
+           list(x.reshape(1, 3).transpose(i0, np.int64(1)).shape), list(lib.cat([x, x], i0).shape),
+           list(x.unsqueeze(i0).shape), x.clamp(min=np.float32(1.5)), x.clamp(max=np.float64(1.5))]
+    x.softmax(i0).sum().backward()
+    x.grad = None
+    x.clamp(min=np.float32(0.5)).sum().backward()
+    return [o if isinstance(o, list) else arr(o) for o in out] + [arr(x.grad)]
+
+
+@case(expected=["RuntimeError", "RuntimeError", "TypeError", "TypeError", "TypeError", np.array([2.0, 4.0], np.float32)])
+def numpy_arrays_and_tensors_that_require_grad(lib):
+    """numpy converts a tensor that requires grad only as torch lets it: not at all."""
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    return [error_name(lambda: x * np.ones(2)), error_name(lambda: np.asarray(x)),
+            error_name(lambda: np.ones(2) * x), error_name(lambda: lib.lerp(x, x * 2, np.ones(2))),
+            error_name(lambda: lib.lerp(x, x * 2, [1.0, 1.0])), arr(x.detach() * np.float64(2))]
+
+
 # -- autograd flags, no_grad, detach, .data --
 
 
