@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
-from .ops import Operand, primitive, recorded, result_dtype
+from .record import Operand, primitive, recorded, result_dtype
 from .reductions import axes_of, take_along
 from .tensor import Tensor, _refuse_traced
 

@@ -16,7 +16,7 @@ import numpy as np
 from .gradfn import make_grad_fn
 from .indexing import normalize_index
 from .node import Node
-from .ops import Operand, primitive, recorded
+from .record import Operand, primitive, recorded
 from .registry import apply
 from .tensor import Tensor, _refuse_traced, grad_enabled_for
 

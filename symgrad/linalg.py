@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .ops import primitive, recorded, result_dtype
+from .record import primitive, recorded, result_dtype
 from .tensor import Tensor
 
 

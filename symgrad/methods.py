@@ -15,7 +15,7 @@ from . import discrete, dtypes, index_ops, linalg, ops, reductions, shape_ops
 from .gradfn import make_grad_fn
 from .index_ops import cast_like, snapshot, write
 from .node import const
-from .ops import cast, primitive, recorded
+from .record import cast, primitive, recorded
 from .registry import apply
 from .tensor import Tensor, grad_enabled_for
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .ops import Operand, float_dtype, maximum, minimum, primitive, recorded, then
+from .ops import float_dtype, maximum, minimum
+from .record import Operand, primitive, recorded, then
 from .tensor import Tensor, _refuse_traced
 
 

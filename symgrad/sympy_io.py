@@ -23,7 +23,8 @@ from .elementwise import elementwise as register_elementwise
 from .inspection import inspect_in_scope
 from .interpret import evaluate
 from .node import leaf
-from .ops import float_dtype, primitive, recorded
+from .ops import float_dtype
+from .record import primitive, recorded
 from .symbolic import from_sympy as nodes_from_sympy
 from .tensor import Tensor
 from .transforms import Staged

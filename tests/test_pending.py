@@ -311,7 +311,7 @@ def test_eager_ops_do_not_warn_and_leave_numpys_error_state_alone():
     assert np.geterr() == state
 
 
-# ---- the written-out binary op (ops._recorded_binary) against the general path -----------
+# ---- the written-out binary op (record._recorded_binary) against the general path -----------
 
 _OPERATORS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
               "/": lambda a, b: a / b, "**": lambda a, b: a ** b, "r+": lambda a, b: b + a,
@@ -347,9 +347,9 @@ def _described(t) -> tuple:
 @pytest.mark.parametrize("dtype", [symgrad.float64, symgrad.float32])
 @pytest.mark.parametrize("operator", sorted(_OPERATORS))
 def test_the_written_out_binary_op_matches_the_general_path(monkeypatch, operator, dtype):
-    import symgrad.ops as ops
+    import symgrad.record as record
 
-    general = ops._recorded_binary
+    general = record._recorded_binary
     kinds = ["leaf", "computed", "plain", "row", "scalar0d", "other dtype", "mismatched", "int", "float",
              "zero", "nan", "bool", "np.float32"]  # fmt: skip
     taken = 0
@@ -358,7 +358,7 @@ def test_the_written_out_binary_op_matches_the_general_path(monkeypatch, operato
             makers = _operand(a_kind, dtype), _operand(b_kind, dtype)
             seen = []
             for fast in (True, False):
-                monkeypatch.setattr(ops, "_recorded_binary", general if fast else lambda *args: None)
+                monkeypatch.setattr(record, "_recorded_binary", general if fast else lambda *args: None)
                 a, b = makers[0](), makers[1]()
                 try:
                     out = _OPERATORS[operator](a, b)
@@ -370,18 +370,18 @@ def test_the_written_out_binary_op_matches_the_general_path(monkeypatch, operato
                     out.sum().backward()
                     seen.append(tuple(None if t.grad is None else t.grad.numpy().tobytes()
                                       for t in (a, b) if isinstance(t, symgrad.Tensor)))  # fmt: skip
-            monkeypatch.setattr(ops, "_recorded_binary", general)
+            monkeypatch.setattr(record, "_recorded_binary", general)
             assert seen[: len(seen) // 2] == seen[len(seen) // 2 :], (a_kind, b_kind)
             taken += 1
     assert taken == 7 * len(kinds)
 
 
 def test_the_written_out_binary_op_is_taken(monkeypatch):
-    import symgrad.ops as ops
+    import symgrad.record as record
 
     calls = []
-    general = ops._recorded_binary
-    monkeypatch.setattr(ops, "_recorded_binary", lambda *args: calls.append(args[0]) or general(*args))
+    general = record._recorded_binary
+    monkeypatch.setattr(record, "_recorded_binary", lambda *args: calls.append(args[0]) or general(*args))
     x = leaf(RNG.standard_normal((2, 2)))
     (3 * (x + 2) ** 2 - x / x).mean()
     assert calls == ["add", "pow", "mul", "div", "sub"]
@@ -396,9 +396,9 @@ _UNARY = {"exp": lambda t: t.exp(), "tanh": lambda t: t.tanh(), "neg": lambda t:
 
 @pytest.mark.parametrize("op", sorted(_UNARY))
 def test_the_written_out_unary_primitive_matches_the_general_path(monkeypatch, op):
-    import symgrad.ops as ops
+    import symgrad.record as record
 
-    general = ops._recorded_unary
+    general = record._recorded_unary
     base = RNG.uniform(-2.0, 2.0, (2, 3))
     makers = {
         "leaf64": lambda: symgrad.tensor(base, requires_grad=True),
@@ -411,7 +411,7 @@ def test_the_written_out_unary_primitive_matches_the_general_path(monkeypatch, o
     for kind, make in makers.items():
         seen = []
         for fast in (True, False):
-            monkeypatch.setattr(ops, "_recorded_unary", general if fast else lambda *args: None)
+            monkeypatch.setattr(record, "_recorded_unary", general if fast else lambda *args: None)
             a = make()
             try:
                 out = _UNARY[op](a)
@@ -422,5 +422,5 @@ def test_the_written_out_unary_primitive_matches_the_general_path(monkeypatch, o
             if out.requires_grad:
                 out.sum().backward()
                 seen.append(a.grad.numpy().tobytes() if a.grad is not None else None)
-        monkeypatch.setattr(ops, "_recorded_unary", general)
+        monkeypatch.setattr(record, "_recorded_unary", general)
         assert seen[: len(seen) // 2] == seen[len(seen) // 2 :], kind

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from .. import linalg, ops, reductions
-from ..ops import float_dtype, primitive, recorded
+from ..ops import float_dtype
+from ..record import primitive, recorded
 from ..tensor import Tensor
 
 relu, sigmoid, tanh = ops.relu, ops.sigmoid, ops.tanh
