@@ -16,7 +16,7 @@ import numpy as np
 from .gradfn import free, grad_fn_class, is_grad_enabled, walk
 from .gradient import ValueSlot, gradients, rebind, seed_kind, tape_gradients
 from .node import Node, leaf, topo_order
-from .pending import tape_key
+from .pending import Pending, tape_key
 from .registry import rebuild
 from .tensor import Size, Tensor
 
@@ -77,6 +77,9 @@ def _result(array: np.ndarray, node: Node | None) -> Tensor:
 
 def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None = None,
              create_graph: bool = False, inputs: Any = None) -> None:  # fmt: skip
+    if (type(tensors) is Tensor and grad_tensors is None and not retain_graph and not create_graph
+            and inputs is None and _scalar_step(tensors)):  # fmt: skip
+        return
     outputs = _as_list(tensors)
     seeds = _seeds(outputs, _as_list(grad_tensors) if grad_tensors is not None else [None] * len(outputs),
                    create_graph)
@@ -93,8 +96,7 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
         if targets is not None:
             return [t._node for t in targets]
         present = {id(n) for n in order}
-        params = [n for n in order if n.op == "leaf" and n.payload.is_param]
-        return params + [t._node for t in list(RETAINING) if t._node is not None and id(t._node) in present]
+        return _parameters(order) + [t._node for t in list(RETAINING) if t._node is not None and id(t._node) in present]
 
     roots = [o._node for o in outputs]
     hooked = _hooked_nodes(roots) if targets is None else []
@@ -102,6 +104,28 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
         _stage(roots, seeds, choose, targets, create_graph, release=not retain, tape=tape)
     else:
         _staged(roots, seeds, hooked, create_graph)
+
+
+def _scalar_step(out: Tensor) -> bool:
+    """`out.backward()` of a recorded scalar, as the general path below does it for that case
+    (the step of a training loop): False, having done nothing, for anything else."""
+    nd = out._nd
+    if (type(nd) is not Pending or nd.sig is None or out._grad_fn is None or out._value.size != 1
+            or RETAINING.data or HOOKED.data):  # fmt: skip
+        return False
+    if not free([out._grad_fn]):
+        raise RuntimeError(_FREED)
+    tape = tape_key([nd], _ONE)
+    if not _by_tape(tape, [None]):
+        _stage([nd.node or nd.build()], [None], _parameters, None, False, release=True, tape=tape)
+    return True
+
+
+_ONE = (seed_kind(None),)
+
+
+def _parameters(order: list[Node]) -> list[Node]:
+    return [n for n in order if n.op == "leaf" and n.payload.is_param]
 
 
 def _by_tape(tape: tuple, seeds: list) -> bool:

@@ -200,9 +200,10 @@ def free(roots: list[GradFn | None]) -> bool:
     record freed before that saves nothing is walked through (its own flag only matters as
     that mark, which is why undoing may set it back to 0)."""
     mark = next(_backwards)
-    found = [_Roots(roots)]
-    for r in found:  # the work list: records are appended as they are met
-        for n, _ in r.next_functions:
+    found: list[GradFn] = []
+    todo = [[(r, 0) for r in roots]]  # lists of edges: the roots', then each found record's
+    for edges in todo:
+        for n, _ in edges:
             if n is not None and n._freed is not mark:
                 if n._freed and n._saves_tensors:
                     for m in found:
@@ -210,16 +211,8 @@ def free(roots: list[GradFn | None]) -> bool:
                     return False
                 n._freed = mark
                 found.append(n)
+                todo.append(n.next_functions)
     return True
-
-
-class _Roots:
-    """The roots of a walk, as one record's edges."""
-
-    __slots__ = ("next_functions", "_freed")
-
-    def __init__(self, roots: list[GradFn | None]) -> None:
-        self.next_functions = [(r, 0) for r in roots]
 
 
 def walk(*roots: GradFn | None) -> list[GradFn]:
