@@ -39,12 +39,12 @@ def child(case: str) -> dict[str, float]:
     from symgrad.compiler import jit
 
     from benchmarks import w4_compile
-    from symgrad import simplify, transforms
+    from symgrad import simplify, staged, transforms
 
     spent: dict[str, float] = defaultdict(float)
     for owner, name, label in [
         (transforms.Staged, "trace", "trace+differentiate"), (transforms, "symbolic_vjp", "differentiate"),
-        (simplify.Rewriter, "run", "simplify"), (transforms, "lower", "lower"),
+        (simplify.Rewriter, "run", "simplify"), (staged, "lower", "lower"),
         (jit, "check_program", "check"), (jit.JitSession, "_build", "emit+LLVM"),
         (jit.JitSession, "_codegen", "LLVM"), (llvm, "parse_assembly", "LLVM parse"),
         (llvm.TargetMachine, "emit_object", "LLVM code generation"), (jit, "_engine_with", "load"),
