@@ -2,7 +2,7 @@
 
 Owns the struct offsets (checked against live objects once, at import) and the
 C-API addresses (numpy's API table, CPython and libc functions, exception types)
-baked into `.fastcall`'s IR; `layout()` returns them or says what did not match.
+baked into `.entry_ir`'s IR; `layout()` returns them or says what did not match.
 Imports numpy and ctypes only.
 """
 
