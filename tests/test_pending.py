@@ -323,7 +323,7 @@ def _operand(kind: str, dtype):
     base = RNG.uniform(0.5, 2.0, (2, 3))
     return {
         "leaf": lambda: symgrad.tensor(base, dtype=dtype, requires_grad=True),
-        "computed": lambda: symgrad.tensor(base, dtype=dtype, requires_grad=True) * 1.5,
+        "computed": lambda: _computed(symgrad.tensor(base, dtype=dtype, requires_grad=True)),
         "plain": lambda: symgrad.tensor(base, dtype=dtype),
         "row": lambda: symgrad.tensor(base[:1], dtype=dtype, requires_grad=True),
         "mismatched": lambda: symgrad.tensor(base[:, :2], dtype=dtype, requires_grad=True),
@@ -333,6 +333,21 @@ def _operand(kind: str, dtype):
         "int": lambda: 3, "float": lambda: -0.75, "zero": lambda: -0.0, "nan": lambda: float("nan"),
         "bool": lambda: True, "np.float32": lambda: np.float32(2.5),
     }[kind]  # fmt: skip
+
+
+def _computed(x):
+    """x * 1.5, remembering its leaf x (whose gradient the comparisons read)."""
+    y = x * 1.5
+    _LEAF_OF[id(y)] = (y, x)  # (y kept: its id is not reused)
+    return y
+
+
+_LEAF_OF: dict[int, tuple] = {}
+
+
+def _leaf_grads(*operands) -> tuple:
+    leaves = [_LEAF_OF[id(t)][1] if id(t) in _LEAF_OF else t for t in operands if isinstance(t, symgrad.Tensor)]
+    return tuple(None if t.grad is None else t.grad.numpy().tobytes() for t in leaves if t.is_leaf)
 
 
 def _described(t) -> tuple:
@@ -368,8 +383,7 @@ def test_the_written_out_binary_op_matches_the_general_path(monkeypatch, operato
                 seen.append(_described(out))
                 if out.requires_grad:
                     out.sum().backward()
-                    seen.append(tuple(None if t.grad is None else t.grad.numpy().tobytes()
-                                      for t in (a, b) if isinstance(t, symgrad.Tensor)))  # fmt: skip
+                    seen.append(_leaf_grads(a, b))
             monkeypatch.setattr(record, "_recorded_binary", general)
             assert seen[: len(seen) // 2] == seen[len(seen) // 2 :], (a_kind, b_kind)
             taken += 1
@@ -403,7 +417,7 @@ def test_the_written_out_unary_primitive_matches_the_general_path(monkeypatch, o
     makers = {
         "leaf64": lambda: symgrad.tensor(base, requires_grad=True),
         "leaf32": lambda: symgrad.tensor(base, dtype=symgrad.float32, requires_grad=True),
-        "computed": lambda: symgrad.tensor(base, requires_grad=True) * 1.5,
+        "computed": lambda: _computed(symgrad.tensor(base, requires_grad=True)),
         "plain": lambda: symgrad.tensor(base),
         "int": lambda: symgrad.tensor(base).to(symgrad.int64),
         "0-d": lambda: symgrad.tensor(1.25, requires_grad=True),
@@ -421,6 +435,6 @@ def test_the_written_out_unary_primitive_matches_the_general_path(monkeypatch, o
             seen.append(_described(out))
             if out.requires_grad:
                 out.sum().backward()
-                seen.append(a.grad.numpy().tobytes() if a.grad is not None else None)
+                seen.append(_leaf_grads(a))
         monkeypatch.setattr(record, "_recorded_unary", general)
         assert seen[: len(seen) // 2] == seen[len(seen) // 2 :], kind
