@@ -9,11 +9,12 @@ inputs, so one compiled gradient serves every index value. Imports ops, autograd
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
 
-from .gradfn import make_grad_fn
+from .gradfn import grad_fn_class, is_grad_enabled, make_grad_fn
 from .indexing import normalize_index
 from .node import Node
 from .record import Operand, primitive, recorded
@@ -79,6 +80,7 @@ def getitem(a: Tensor, index: Any) -> Tensor:
     spec, out_shape, steps = normalize_index(index, a.shape)
     result = Tensor._wrap(np.asarray(a._value[index]), a._storage)
     result._base = (a, index)
+    remember_view(result, a, lambda base: getitem(base, index))
     if grad_enabled_for(a):
         node = apply("index", a.graph_node(), spec=spec)
         result._node = node if node.shape == out_shape else apply("reshape", node, shape=out_shape)
@@ -154,6 +156,45 @@ def write(a: Tensor, assign: Any, node: Node | None = None, grad_fn: Any = None)
         a._node, a._grad_fn = node, grad_fn
         if base is not None:
             _write_back(base, a._base[1], a)
+        _remake_views(base if base is not None else a, a)
+
+
+def remember_view(view: Tensor, base: Tensor, remake: Any) -> None:
+    """`view` shares `base`'s memory as `remake(base)`: after an in-place write into base (or
+    into another view of it) that gives base a new node, `view` is remade from it, with
+    torch's AsStridedBackward0 record, so that it reads base's new history."""
+    if _REMAKING or not is_grad_enabled():
+        return
+    views = base._storage.views
+    if views is None:
+        views = base._storage.views = []
+    elif len(views) >= 8:  # drop the views that died (a parameter gets new ones every step)
+        views[:] = [v for v in views if v[0]() is not None]
+    views.append((weakref.ref(view), base, remake))
+
+
+def _remake_views(base: Tensor, written: Tensor) -> None:
+    """Views of `base` (and views of them, in the order they were made) take base's new node."""
+    views = base._storage.views
+    if not views:
+        return
+    remade = {id(base)}
+    _REMAKING.append(True)
+    try:
+        for ref, of, remake in list(views):
+            view = ref()
+            if view is None or view is written or id(of) not in remade:
+                continue
+            fresh = remake(of)
+            view._node, record = fresh._node, fresh._grad_fn
+            view._grad_fn = None if record is None else grad_fn_class("AsStridedBackward0")(
+                record._op, record._operands, record.next_functions)
+            remade.add(id(view))
+    finally:
+        _REMAKING.pop()
+
+
+_REMAKING: list[bool] = []  # remade views are not views to remember
 
 
 def _write_back(base: Tensor, index: Any, view: Tensor) -> None:

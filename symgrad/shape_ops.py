@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .index_ops import remember_view
 from .record import primitive, recorded, result_dtype
 from .reductions import axes_of
 from .structural import spec_to_numpy
@@ -39,6 +40,8 @@ def infer_shape(shape: tuple, numel: int) -> tuple[int, ...]:
 def _view(a: Tensor, value: np.ndarray, prim: str, grad_fn: str, **attrs: Any) -> Tensor:
     result = primitive(prim, [a], a._value.dtype, **attrs)
     result._value, result._storage = value, a._storage
+    remember_view(result, a, lambda base: recorded(primitive(prim, [base], base._value.dtype, **attrs),
+                                                   grad_fn, prim, [base]))  # fmt: skip
     return recorded(result, grad_fn, prim, [a])
 
 

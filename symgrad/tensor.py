@@ -34,6 +34,7 @@ class Storage:
     """What views of one array share: the version counter bumped by in-place writes."""
 
     version = 0  # a class default: making a Storage runs no Python code
+    views: list | None = None  # index_ops.remember_view: (view, its base, how to remake it)
 
 
 _NON_LEAF_GRAD = (

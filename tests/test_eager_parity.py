@@ -381,6 +381,42 @@ def numpy_arrays_and_tensors_that_require_grad(lib):
             error_name(lambda: lib.lerp(x, x * 2, [1.0, 1.0])), arr(x.detach() * np.float64(2))]
 
 
+@case(expected=[[np.array([40.0, 60.0], np.float32), np.array([0.0, 80.0, 120.0], np.float32), "AsStridedBackward0"],
+                [np.array([3.0, 9.0], np.float32), np.array([[18.0, 0.0], [54.0, 0.0]], np.float32)],
+                [np.array([8.0, 6.0], np.float32), np.array([0.0, 8.0, 2.0, 0.0], np.float32)],
+                [np.array([1.0, 4.0], np.float32), np.array([20.0, 40.0], np.float32)]])  # fmt: skip
+def views_after_an_in_place_write_into_their_base(lib):
+    """A view taken before an in-place write into its base (or into a sibling view) reads the
+    base's new history: its values and its gradients."""
+    out = []
+    x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 2
+    v = y[1:]
+    y.mul_(10)
+    (v * x[1:]).sum().backward()
+    out.append([arr(v.detach()), arr(x.grad), fn_name(v)])
+    x = lib.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    y = x * 1.0
+    v = y.t()[0]  # a view of a view
+    y.mul_(3)
+    (v * v).sum().backward()
+    out.append([arr(v.detach()), arr(x.grad)])
+    x = lib.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    y = x * 2
+    a, b = y[:2], y[1:3]
+    a.mul_(x[:2])  # written through a sibling view
+    (b * 1.0).sum().backward()
+    out.append([arr(b.detach()), arr(x.grad)])
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    y = x + 0
+    v = y.unsqueeze(0)
+    s = v.squeeze(0)
+    y.pow_(2)
+    (s * v.sum()).sum().backward()
+    out.append([arr(s.detach()), arr(x.grad)])
+    return out
+
+
 # -- autograd flags, no_grad, detach, .data --
 
 
