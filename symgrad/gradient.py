@@ -50,17 +50,37 @@ class ValueSlot:
 
 
 class ParamSlot:
-    """A leaf that requires grad: its tensor's current value, and where .grad goes."""
+    """A leaf that requires grad: its tensor's current value, and where .grad goes.
+
+    Every op that reads the leaf calls `use()`, which notes the tensor's storage and version
+    then. A backward that needs the value after an in-place write since (under no_grad, say)
+    raises torch's error instead of differentiating at the new value. The last use is what
+    is noted: a graph that read the leaf before a write, differentiated after another graph
+    read it again, is not caught."""
 
     is_param = True
+    used: tuple[Any, int] | None = None
 
     def __init__(self, tensor: Any) -> None:
         self.tensor = weakref.ref(tensor)
+
+    def use(self) -> None:
+        t = self.tensor()
+        if t is not None:
+            self.used = (t._storage, t._storage.version)
 
     def value(self) -> np.ndarray:
         t = self.tensor()
         if t is None:
             raise RuntimeError("backward: a leaf tensor of this graph no longer exists")
+        used = self.used
+        if used is not None and used[0] is t._storage and used[1] != t._storage.version:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: [{t._describe()}] is at version {t._storage.version}; "
+                f"expected version {used[1]} instead. Hint: clone the tensor before "
+                "modifying it in place, or compute the gradient before the modification."
+            )
         return t._value
 
 

@@ -55,7 +55,7 @@ class Pending:
             if kind is Pending:
                 sig, own = o.sig, o.leaves
                 if sig is None:
-                    return
+                    return _use(operands)
                 if own is leaves or not leaves:
                     leaves = own
                     parts.append(sig)
@@ -66,7 +66,9 @@ class Pending:
                 parts.append(("n", o) if o == o and o != 0 else ("n", repr(float(o))))
             elif kind is Node:
                 if o.op != "leaf":
-                    return
+                    return _use(operands)
+                if o.payload.is_param:  # read now: an in-place write before backward is caught
+                    o.payload.use()
                 if leaves:
                     (k,), leaves = _merged(leaves, (o,))
                 else:
@@ -76,7 +78,7 @@ class Pending:
                 try:
                     parts.append(_number_key(o))
                 except (TypeError, ValueError):  # not a number: building the node will say so
-                    return
+                    return _use(operands)
         if len(leaves) > MAX_LEAVES:
             return
         key = tuple(parts)
@@ -123,6 +125,13 @@ MAX_LEAVES = 16  # merging leaf lists costs up to this much per op
 _SIGS: dict[tuple, int] = {}  # (op, attrs, dtype, operand parts) -> signature
 _SIGS_LIMIT = 1 << 16
 _numbers = itertools.count()  # never reused: a cleared table only costs new numbers
+
+
+def _use(operands: tuple) -> None:
+    """Note the reads of the parameter leaves among `operands` (see gradient.ParamSlot.use)."""
+    for o in operands:
+        if type(o) is Node and o.op == "leaf" and o.payload.is_param:
+            o.payload.use()
 
 
 def _merged(leaves: tuple[Node, ...], more: tuple[Node, ...]) -> tuple[tuple[int, ...], tuple[Node, ...]]:

@@ -79,7 +79,11 @@ class Tensor:
     def _node(self) -> Node | None:
         """This tensor's DAG node (an eager op's node is built on first request, see pending.py)."""
         nd = self._nd
-        return nd if nd is None or type(nd) is Node else (nd.node or nd.build())
+        if type(nd) is Node:
+            if nd.op == "leaf" and nd.payload.is_param:  # read by an op that builds its node now
+                nd.payload.use()
+            return nd
+        return nd if nd is None else (nd.node or nd.build())
 
     @_node.setter
     def _node(self, node: Node | None) -> None:

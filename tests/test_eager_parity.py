@@ -417,6 +417,41 @@ def views_after_an_in_place_write_into_their_base(lib):
     return out
 
 
+@case(expected=[np.array([2.0, 2.0], np.float32), "RuntimeError", "RuntimeError", "RuntimeError",
+                np.array([[1.0, 1.0], [1.0, 1.0]], np.float32), np.array([0.32768, 0.65536], np.float32)])  # fmt: skip
+def a_leaf_written_in_place_before_backward(lib):
+    """A leaf that requires grad, written under no_grad between the forward and the backward:
+    torch's error when the gradient needs its value, none when it does not; training loops
+    that update their parameters in place between steps are not affected."""
+    out = []
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * 2 + 1).sum()
+    with lib.no_grad():
+        x.add_(1)
+    y.backward()
+    out.append(arr(x.grad))
+    for make in (lambda w: (w * w).sum(), lambda w: (w[1:] * w[1:]).sum(), lambda w: (w @ w) * 1.0):
+        w = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        y = make(w)
+        with lib.no_grad():
+            w.add_(1)
+        out.append(error_name(y.backward))
+    w = lib.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    y = (lib.tensor([[1.0, 1.0]]) @ w).sum()  # the gradient reads the other operand only
+    with lib.no_grad():
+        w.mul_(2)
+    y.backward()
+    out.append(arr(w.grad))
+    w = lib.tensor([1.0, 2.0], requires_grad=True)
+    opt = lib.optim.SGD([w], lr=0.1)
+    for _ in range(5):
+        opt.zero_grad()
+        (w * w).sum().backward()
+        opt.step()
+    out.append(arr(w.detach()))
+    return out
+
+
 # -- autograd flags, no_grad, detach, .data --
 
 
