@@ -94,7 +94,7 @@ class _EntryWriter:
         fallback = self.value(f'load ptr, ptr @"{FALLBACK_GLOBAL}"')
         self.branch(self.value(f"icmp eq ptr {fallback}, null"), f"{name}.raise", f"{name}.fallback")
         self.label(f"{name}.fallback")
-        result = self.call("ptr", "PyObject_Vectorcall", f"ptr {fallback}, ptr %args, i64 %nargs, ptr null")
+        result = self.call("ptr", "PyObject_Vectorcall", f"ptr {fallback}, ptr %args, i64 %nargs, ptr %kwnames")
         self.emit(f"ret ptr {result}")
         self.label(f"{name}.raise")
 
@@ -157,6 +157,10 @@ class _EntryWriter:
             self.store("null", "%outs", i)
         for i in range(len(s.temps)):
             self.store("null", "%temps", i)
+        self.branch(self.value("icmp eq ptr %kwnames, null"), "count", "keywords")
+        self.mismatch("keywords")
+        self.raise_error("TypeError", "%s() takes no keyword arguments")
+        self.label("count")
         self.branch(self.value(f"icmp eq i64 %nargs, {len(s.inputs)}"), "arg0" if s.inputs else "allocate",
                     "bad_count")  # fmt: skip
         self.mismatch("bad_count")
@@ -168,7 +172,7 @@ class _EntryWriter:
         self.run_kernel()
         self.result()
         self.fail()
-        head = f'define ptr @"{s.symbol}"(ptr %self, ptr %args, i64 %nargs) {{'
+        head = f'define ptr @"{s.symbol}"(ptr %self, ptr %args, i64 %nargs, ptr %kwnames) {{'
         return "\n".join([*self.globals, "", head, *self.body, "}", ""])
 
     def argument(self, arg: ArgSpec, after: str) -> None:
@@ -338,5 +342,6 @@ class _EntryWriter:
 
 
 def entry_ir(spec: EntrySpec) -> str:
-    """The LLVM IR text of a METH_FASTCALL function `ptr @symbol(ptr self, ptr args, i64 nargs)`."""
+    """The LLVM IR text of a METH_FASTCALL | METH_KEYWORDS function
+    `ptr @symbol(ptr self, ptr args, i64 nargs, ptr kwnames)` (keywords: the fallback's, or an error)."""
     return _EntryWriter(spec, layout()).text()

@@ -32,7 +32,7 @@ from .entry_ir import (
 from .program import KernelProgram, Matmul
 from .pylayout import MethodDef, python_function
 
-METH_FASTCALL = 0x0080  # stable ABI constant (Include/methodobject.h)
+METH_FASTCALL, METH_KEYWORDS = 0x0080, 0x0002  # stable ABI constants (Include/methodobject.h)
 GIL_RELEASE_ELEMENTS = 1 << 15  # release the GIL around kernels touching this many elements
 
 # ---------------------------------------------------------------- the builtin function
@@ -62,7 +62,7 @@ def _builtin(code: Any, kernel: Any, spec: EntrySpec, doc: str,
     _set_global(code, KERNEL_GLOBAL, kernel.address)
     _set_global(code, NAME_GLOBAL, ctypes.addressof(name_buffer))
     _set_global(code, FALLBACK_GLOBAL, 0 if fallback is None else id(fallback))  # the keeper holds it
-    method = MethodDef(name, code.address, METH_FASTCALL, text)
+    method = MethodDef(name, code.address, METH_FASTCALL | METH_KEYWORDS, text)
     keeper = FastEntry(method, (name, text, name_buffer), code, kernel, spec, fallback)
     new = python_function(
         "PyCFunction_NewEx", ctypes.py_object, ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p

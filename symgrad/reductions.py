@@ -33,6 +33,8 @@ def axes_of(a: Tensor, dim: Any) -> tuple[int, ...]:
     dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
     if not dims:
         return tuple(range(a.ndim))
+    if any(isinstance(d, np.ndarray) for d in dims):  # (operator.index takes a 0-d array)
+        raise TypeError(f"dim must be an int or a sequence of ints, not {type(dims[0]).__name__}")
     dims = tuple([operator.index(d) for d in dims])  # ints, numpy's integers, 0-d integer tensors
     ndim = builtins.max(a.ndim, 1)
     for d in dims:

@@ -95,6 +95,11 @@ class Staged:
     def __hash__(self) -> int:
         return id(self)
 
+    def __del__(self) -> None:
+        # the class of its own is a reference cycle (as every class is): without this, the
+        # native entry it holds, and its machine code, would wait for the garbage collector
+        type(self).__dict__.get("__call__") is not None and delattr(type(self), "__call__")
+
     # ---- calling -------------------------------------------------------------------
 
     def __call__(self, *args: Any) -> Any:
@@ -152,12 +157,13 @@ class Staged:
 
     def _settle_fast_calls(self) -> None:
         """Credit the calls that took the native entry (counted natively) to its entry's statistics."""
-        owner = self._fast_owner
-        if owner is not None and owner.fast is not None:
-            calls = owner.fast.__self__.calls()
-            owner.hits += calls - owner.counted
-            DEFAULT_CACHE.stats.hits += calls - owner.counted
-            owner.counted = calls
+        with self._lock:  # (two threads must not credit the same calls)
+            owner = self._fast_owner
+            if owner is not None and owner.fast is not None:
+                calls = owner.fast.__self__.calls()
+                owner.hits += calls - owner.counted
+                DEFAULT_CACHE.stats.hits += calls - owner.counted
+                owner.counted = calls
 
     def _fast_path(self, entry: Entry, treedef: Any, arrays: list[np.ndarray]) -> Callable | None:
         """The native entry itself, when the call needs nothing else: plain float arrays in,
@@ -275,11 +281,11 @@ def _python_path(staged: Staged) -> Callable[..., Any]:
     (holding the transform weakly: its class holds the entry, which holds this)."""
     ref = weakref.ref(staged)
 
-    def python_path(*args: Any) -> Any:
+    def python_path(*args: Any, **kwargs: Any) -> Any:
         target = ref()
         if target is None:
             raise RuntimeError("symgrad: this native entry's transform no longer exists")
-        return Staged.__call__(target, *args)
+        return Staged.__call__(target, *args, **kwargs)
 
     return python_path
 

@@ -320,9 +320,13 @@ def test_bad_inputs_raise(tiny_entry, args, error, message) -> None:
         tiny_entry(*args)
 
 
-def test_keywords_and_failing_shape_attribute(tiny_entry) -> None:
-    with pytest.raises(TypeError, match="keyword"):
+def test_keywords_and_failing_shape_attribute(tiny: CompiledProgram, tiny_entry) -> None:
+    with pytest.raises(TypeError, match=r"^tiny\(\) takes no keyword arguments$"):
         tiny_entry(X, y=X)
+    seen = []
+    entry = tiny.fast_entry([(2, 2), (2, 2)], [(2, 2), (2, 2)], fallback=lambda *a, **k: seen.append((a, k)))
+    entry(X, y=X)
+    assert len(seen) == 1 and seen[0][0] == (X,) and list(seen[0][1]) == ["y"] and seen[0][1]["y"] is X
 
     class NoShape(np.ndarray):
         shape = property(lambda self: 1 / 0)

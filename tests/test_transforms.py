@@ -226,7 +226,7 @@ def test_a_transform_calls_its_native_entry_directly_and_falls_back_for_other_ar
     assert np.array_equal(f(x)[1], want[1])
 
 
-def test_a_transform_with_a_native_entry_is_freed():
+def test_a_transform_with_a_native_entry_is_freed_with_its_code():
     import gc
     import weakref
 
@@ -234,7 +234,19 @@ def test_a_transform_with_a_native_entry_is_freed():
     x = np.ones(3)
     f(x), f(x)
     assert type(type(f).__call__).__name__ == "builtin_function_or_method"
-    ref = weakref.ref(f)
-    del f
-    gc.collect()
-    assert ref() is None
+    refs = [weakref.ref(f), weakref.ref(f._fast.__self__), weakref.ref(f._fast.__self__.code)]
+    gc.disable()
+    try:
+        del f
+        assert [r() for r in refs] == [None] * 3  # at once, not at the next collection
+    finally:
+        gc.enable()
+
+
+def test_keywords_after_the_native_entry_is_installed():
+    f = sg.compile(lambda x, y: x * y + 1)
+    a = np.ones(3)
+    for _ in range(3):  # the Python path, then the native entry
+        with pytest.raises(TypeError, match=r"Staged.__call__\(\) got an unexpected keyword argument 'y'"):
+            f(a, y=a)
+        assert np.array_equal(f(a, a), a + 1) and np.array_equal(f(a, a, **{}), a + 1)
