@@ -3,7 +3,7 @@
 Never imports the front end. Entry point: `JitSession().compile(program, name)`,
 which returns a `CompiledProgram`. Modules in pipeline order: program, check, emit
 (loops and steps; opcode_ir for single values, blas for Matmul steps, vecloop for explicit
-vector loops; all of them write LLVM IR text through irtext), vecmath (libmvec; vecpoly
+vector loops; all of them write LLVM IR text through irtext, with irtypes), vecmath (libmvec; vecpoly
 for symgrad's own float32 sin, cos, exp, tanh and float64 tanh), jit (with
 diskcache for object code), call (with fastcall, entry_ir and pylayout for the native METH_FASTCALL
 entry).

@@ -7,78 +7,29 @@ instruction is one formatted line when it is built (phis and branch weights are 
 when the module is printed). Only what the emitters need exists; anything else is an
 AttributeError, not a silent difference. Constants print as llvmlite prints them (floats as
 the hex of their double, float32 rounded first), vectors of one repeated element as
-`splat`. Imports only the standard library.
+`splat`. Types and constants' text are `.irtypes`'. Imports only the standard library and `.irtypes`.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 
-# ---------------------------------------------------------------- types
-
-
-class Type:
-    """A type is its text: equal texts are equal types."""
-
-    __slots__ = ("text",)
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Type) and other.text == self.text
-
-    def __hash__(self) -> int:
-        return hash(self.text)
-
-
-class IntType(Type):
-    __slots__ = ("width",)
-
-    def __init__(self, width: int) -> None:
-        self.width, self.text = width, f"i{width}"
-
-
-class FloatType(Type):
-    def __init__(self) -> None:
-        self.text = "float"
-
-
-class DoubleType(Type):
-    def __init__(self) -> None:
-        self.text = "double"
-
-
-class PointerType(Type):
-    def __init__(self) -> None:
-        self.text = "ptr"
-
-
-class VoidType(Type):
-    def __init__(self) -> None:
-        self.text = "void"
-
-
-class VectorType(Type):
-    __slots__ = ("element", "count")
-
-    def __init__(self, element: Type, count: int) -> None:
-        self.element, self.count, self.text = element, count, f"<{count} x {element.text}>"
-
-
-class FunctionType(Type):
-    __slots__ = ("return_type", "args")
-
-    def __init__(self, return_type: Type, args: Sequence[Type]) -> None:
-        self.return_type, self.args = return_type, tuple(args)
-        self.text = f"{return_type.text} ({', '.join(a.text for a in self.args)})"
-
+from .irtypes import (  # noqa: F401 - the types are this module's interface (`ir.IntType(64)`)
+    DoubleType,
+    FloatType,
+    FunctionType,
+    IntType,
+    PointerType,
+    Type,
+    Undefined,
+    VectorType,
+    VoidType,
+    double_text,
+    scalar_text,
+)
 
 # ---------------------------------------------------------------- values
 
-Undefined = object()  # `Constant(ty, Undefined)` is undef
 
 
 class Value:
@@ -93,24 +44,6 @@ class Value:
         return self.ref
 
 
-def _double(value: float) -> str:
-    return "0x%016x" % struct.unpack("=Q", struct.pack("=d", value))[0]
-
-
-def _scalar(ty: Type, value: object) -> str:
-    if value is Undefined:
-        return "undef"
-    if isinstance(ty, IntType):
-        return str(value).lower() if isinstance(value, bool) else str(value)
-    if isinstance(ty, DoubleType):
-        return _double(float(value))  # type: ignore[arg-type]
-    if isinstance(ty, FloatType):  # rounded to float32, written as the double it is
-        return _double(struct.unpack("f", struct.pack("f", value))[0])
-    if isinstance(ty, PointerType) and value is None:
-        return "null"
-    raise TypeError(f"irtext: no constant of type {ty} from {value!r}")
-
-
 class Constant(Value):
     """A constant: an int, float, None (null pointer), Undefined, or for a vector one
     value per lane (or one value for all)."""
@@ -120,10 +53,10 @@ class Constant(Value):
     def __init__(self, ty: Type, value: object) -> None:
         self.type = ty
         if not isinstance(ty, VectorType) or value is Undefined:
-            self.ref = _scalar(ty, value)
+            self.ref = scalar_text(ty, value)
             return
         values = value if isinstance(value, (list, tuple)) else [value] * ty.count
-        lanes = [_scalar(ty.element, v) for v in values]
+        lanes = [scalar_text(ty.element, v) for v in values]
         if all(lane == lanes[0] for lane in lanes):
             zero = lanes[0] in ("0", "0x0000000000000000")
             self.ref = "zeroinitializer" if zero else f"splat ({ty.element.text} {lanes[0]})"
