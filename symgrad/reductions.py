@@ -33,15 +33,20 @@ def axes_of(a: Tensor, dim: Any) -> tuple[int, ...]:
     dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
     if not dims:
         return tuple(range(a.ndim))
-    if any(isinstance(d, np.ndarray) for d in dims):  # (operator.index takes a 0-d array)
-        raise TypeError(f"dim must be an int or a sequence of ints, not {type(dims[0]).__name__}")
+    for d in dims:  # (operator.index takes a 0-d array and a bool)
+        if isinstance(d, (np.ndarray, bool)):
+            raise TypeError(f"dim must be an int or a sequence of ints, not {type(d).__name__}")
     dims = tuple([operator.index(d) for d in dims])  # ints, numpy's integers, 0-d integer tensors
     ndim = builtins.max(a.ndim, 1)
     for d in dims:
         if not -ndim <= d < ndim:
             raise IndexError(f"Dimension out of range (expected to be in range of "
                              f"[{-ndim}, {ndim - 1}], but got {d})")  # fmt: skip
-    return tuple(sorted({d % ndim for d in dims})) if a.ndim else ()
+    axes = sorted({d % ndim for d in dims})
+    if len(axes) < len(dims):
+        twice = next(d % ndim for k, d in enumerate(dims) if d % ndim in [e % ndim for e in dims[:k]])
+        raise RuntimeError(f"dim {twice} appears multiple times in the list of dims")
+    return tuple(axes) if a.ndim else ()
 
 
 def _reduce(name: str, a: Operand, dim: Any, keepdim: bool, dt: Any = None) -> Tensor:
@@ -57,13 +62,18 @@ def _elements(a: Tensor, axes: tuple[int, ...]) -> int:
     return math.prod([shape[d] for d in axes])
 
 
-def sum(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:  # noqa: A001
+ALL: Any = object()  # sum's and mean's dim when none is given (torch names an explicit None's record ...Backward1)
+
+
+def sum(a: Tensor, dim: Any = ALL, keepdim: bool = False, dtype: Any = None) -> Tensor:  # noqa: A001
     dt = a._value.dtype if a._value.dtype.kind == "f" else np.dtype(np.int64)
-    name = "SumBackward0" if dim is None else "SumBackward1"
-    return recorded(_reduce("sum", a, dim, keepdim, dt), name, "sum", [a])
+    name = "SumBackward0" if dim is ALL else "SumBackward1"
+    return recorded(_reduce("sum", a, None if dim is ALL else dim, keepdim, dt), name, "sum", [a])
 
 
-def mean(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
+def mean(a: Tensor, dim: Any = ALL, keepdim: bool = False, dtype: Any = None) -> Tensor:
+    name = "MeanBackward0" if dim is ALL else "MeanBackward1"
+    dim = None if dim is ALL else dim
     if a._value.dtype.kind != "f":
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point "
@@ -72,7 +82,7 @@ def mean(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -
     axes = axes_of(a, dim)
     total = primitive("sum", [a], axes=axes, keepdims=bool(keepdim))
     result = then(total, "div", a._value.size if dim is None else _elements(a, axes))  # torch: sum / n
-    return recorded(result, "MeanBackward0" if dim is None else "MeanBackward1", "mean", [a])
+    return recorded(result, name, "mean", [a])
 
 
 def prod(a: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:

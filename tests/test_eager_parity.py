@@ -452,6 +452,15 @@ def a_leaf_written_in_place_before_backward(lib):
     return out
 
 
+@case(expected=["TypeError", "RuntimeError", "RuntimeError", "SumBackward1", "SumBackward0", "MeanBackward1",
+                "MeanBackward0", "RuntimeError", "TypeError"])  # fmt: skip
+def reduction_dims_refused_and_named_as_torch(lib):
+    x = lib.ones(2, 3, requires_grad=True)
+    return [error_name(lambda: x.sum(True)), error_name(lambda: x.sum((1, 1))), error_name(lambda: x.sum((1, -1))),
+            fn_name(x.sum(None)), fn_name(x.sum()), fn_name(x.mean(None)), fn_name(x.mean()),
+            error_name(lambda: x.amax((0, 0))), error_name(lambda: x.sum(np.array([0, 1])))]  # (0-d: torch asserts)
+
+
 # -- autograd flags, no_grad, detach, .data --
 
 
