@@ -187,6 +187,9 @@ def _compare(name: str, fn: Any) -> Any:
     def op(a: Operand, b: Operand) -> Tensor:
         """A bool tensor; inside a graph it also carries the comparison's node (1.0 / 0.0), so a
         where() on it is computed by the compiled code from the values it compares."""
+        b = as_number(b)
+        if isinstance(b, np.ndarray) and name == "eq":  # as torch: == takes an array (!= and < do not)
+            b = Tensor._wrap(b)  # as a tensor (elementwise; < and the others refuse it)
         if not isinstance(b, (Tensor, int, float)):
             return NotImplemented
         dt = result_dtype([a, b])

@@ -461,6 +461,15 @@ def reduction_dims_refused_and_named_as_torch(lib):
             error_name(lambda: x.amax((0, 0))), error_name(lambda: x.sum(np.array([0, 1])))]  # (0-d: torch asserts)
 
 
+@case(expected=[[True, False], "TypeError", [False, True], [True, False], [True, True]])
+def comparisons_with_numpy_operands(lib):
+    """torch's == compares with an ndarray elementwise; < refuses it; numpy scalars are numbers."""
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    return [(x == np.array([1.0, 3.0])).tolist(), error_name(lambda: x < np.array([2.0, 2.0])),
+            (x >= np.float32(2)).tolist(), (np.array([1.0, 3.0]) == x).tolist(),
+            (x.detach() == np.array([1, 2])).tolist()]
+
+
 # -- autograd flags, no_grad, detach, .data --
 
 
