@@ -85,8 +85,8 @@ class Staged:
 
     def __post_init__(self) -> None:
         base = type(self)
-        self.__class__ = type(base.__name__, (base,), {"__module__": base.__module__,
-                                                       "__qualname__": base.__qualname__})  # fmt: skip
+        self.__class__ = type(base.__name__, (base,), {"__module__": base.__module__, "__qualname__": base.__qualname__,
+                                                       "_own": True})  # fmt: skip
         self.name = self.name or getattr(self.fn, "__name__", "fn")
         self.__doc__ = getattr(self.fn, "__doc__", None)
         self.__wrapped__ = self.fn
@@ -98,7 +98,9 @@ class Staged:
     def __del__(self) -> None:
         # the class of its own is a reference cycle (as every class is): without this, the
         # native entry it holds, and its machine code, would wait for the garbage collector
-        type(self).__dict__.get("__call__") is not None and delattr(type(self), "__call__")
+        cls = type(self)  # (only its own class: a Staged whose __init__ failed has none)
+        if cls.__dict__.get("_own") and "__call__" in cls.__dict__:
+            del cls.__call__
 
     # ---- calling -------------------------------------------------------------------
 
@@ -128,6 +130,8 @@ class Staged:
         self._settle_fast_calls()
         self._fast, self._fast_owner = fast, owner
         cls = type(self)
+        if not cls.__dict__.get("_own"):
+            return
         if fast is not None:
             cls.__call__ = fast  # a builtin: no self is bound, it is the whole call
         elif "__call__" in cls.__dict__:

@@ -250,3 +250,14 @@ def test_keywords_after_the_native_entry_is_installed():
         with pytest.raises(TypeError, match=r"Staged.__call__\(\) got an unexpected keyword argument 'y'"):
             f(a, y=a)
         assert np.array_equal(f(a, a), a + 1) and np.array_equal(f(a, a, **{}), a + 1)
+
+
+def test_a_transform_whose_construction_failed_leaves_the_class_alone():
+    import gc
+
+    with pytest.raises(TypeError):
+        sg.transforms.Staged()  # no fn: __init__ fails, the half-made object is dropped
+    gc.collect()
+    assert "__call__" in sg.transforms.Staged.__dict__
+    f = sg.compile(lambda x: x * 2)
+    assert np.array_equal(f(np.ones(2)), 2 * np.ones(2))
