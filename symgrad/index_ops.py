@@ -170,7 +170,7 @@ def remember_view(view: Tensor, base: Tensor, remake: Any) -> None:
         views = base._storage.views = []
     elif len(views) >= 8:  # drop the views that died (a parameter gets new ones every step)
         views[:] = [v for v in views if v[0]() is not None]
-    views.append((weakref.ref(view), base, remake))
+    views.append((weakref.ref(view), weakref.ref(base), remake))  # weakly: no cycle through the storage
 
 
 def _remake_views(base: Tensor, written: Tensor) -> None:
@@ -181,9 +181,9 @@ def _remake_views(base: Tensor, written: Tensor) -> None:
     remade = {id(base)}
     _REMAKING.append(True)
     try:
-        for ref, of, remake in list(views):
-            view = ref()
-            if view is None or view is written or id(of) not in remade:
+        for ref, base_ref, remake in list(views):
+            view, of = ref(), base_ref()
+            if view is None or of is None or view is written or id(of) not in remade:
                 continue
             fresh = remake(of)
             view._node, record = fresh._node, fresh._grad_fn

@@ -40,8 +40,7 @@ def infer_shape(shape: tuple, numel: int) -> tuple[int, ...]:
 def _view(a: Tensor, value: np.ndarray, prim: str, grad_fn: str, **attrs: Any) -> Tensor:
     result = primitive(prim, [a], a._value.dtype, **attrs)
     result._value, result._storage = value, a._storage
-    remember_view(result, a, lambda base: recorded(primitive(prim, [base], base._value.dtype, **attrs),
-                                                   grad_fn, prim, [base]))  # fmt: skip
+    remember_view(result, a, lambda base: _view(base, value, prim, grad_fn, **attrs))
     return recorded(result, grad_fn, prim, [a])
 
 

@@ -195,3 +195,18 @@ def test_eager_training_loop_holds_memory_flat() -> None:
     assert report["live_tensors_end"] == report["live_tensors_after_warmup"], report
     growth = report["rss_end_mib"] - report["rss_after_warmup_mib"]
     assert growth < TRAINING_GROWTH_MIB, report
+
+
+def test_views_do_not_keep_their_base_in_a_cycle() -> None:
+    """A view remembers its base (to be remade after an in-place write) weakly: dropping both
+    frees the base at once, not at the next garbage collection."""
+    x = sg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    gc.disable()
+    try:
+        y = x * 2
+        views = [y[1:], y.view(3, 1), y.t(), y.unsqueeze(0)]
+        ref = weakref.ref(y)
+        del y, views
+        assert ref() is None
+    finally:
+        gc.enable()
