@@ -149,7 +149,7 @@ def make_grad_fn(name: str, op: str, operands: tuple, number_edges: bool = False
     torch gives a Python number operand of + - * / an empty edge (None, 0); `after`
     chains this record behind another one instead (multi-step indexing).
     """
-    cls = _classes.get(name) or grad_fn_class(name)
+    cls = grad_fn_class(name)
     if after is not None:
         return cls(op, operands, ((after, 0),))
     return cls(op, operands, edges(operands, number_edges)[0])
@@ -160,7 +160,7 @@ def edges(operands: tuple, number_edges: bool = False) -> tuple[tuple, bool]:
     nexts = []
     live = False
     for o in operands:
-        if type(o) in _NUMBERS:
+        if type(o) in NUMBERS:
             if number_edges:
                 nexts.append(NO_EDGE)
         elif hasattr(o, "_grad_fn"):
@@ -173,7 +173,7 @@ def edges(operands: tuple, number_edges: bool = False) -> tuple[tuple, bool]:
     return tuple(nexts), live
 
 
-_NUMBERS = frozenset({int, float, bool})
+NUMBERS = frozenset({int, float, bool})  # Python's numbers (numpy's scalars are not among them)
 NO_EDGE = (None, 0)
 
 

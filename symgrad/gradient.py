@@ -40,13 +40,18 @@ class ValueSlot:
 
     def value(self) -> np.ndarray:
         if self.storage is not None and self.storage.version != self.version:
-            raise RuntimeError(
-                "one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: [{self.describe}] is at version {self.storage.version}; "
-                f"expected version {self.version} instead. Hint: clone the tensor before "
-                "modifying it in place, or compute the gradient before the modification."
-            )
+            raise _modified(self.describe, self.storage.version, self.version)
         return self.array
+
+
+def _modified(describe: str, version: int, expected: int) -> RuntimeError:
+    """torch's error for a value read by backward after an in-place write."""
+    return RuntimeError(
+        "one of the variables needed for gradient computation has been modified by an "
+        f"inplace operation: [{describe}] is at version {version}; expected version {expected} "
+        "instead. Hint: clone the tensor before modifying it in place, or compute the gradient "
+        "before the modification."
+    )
 
 
 class ParamSlot:
@@ -75,12 +80,7 @@ class ParamSlot:
             raise RuntimeError("backward: a leaf tensor of this graph no longer exists")
         used = self.used
         if used is not None and used[0] is t._storage and used[1] != t._storage.version:
-            raise RuntimeError(
-                "one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: [{t._describe()}] is at version {t._storage.version}; "
-                f"expected version {used[1]} instead. Hint: clone the tensor before "
-                "modifying it in place, or compute the gradient before the modification."
-            )
+            raise _modified(t._describe(), t._storage.version, used[1])
         return t._value
 
 

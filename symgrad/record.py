@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
-from .gradfn import NO_EDGE, edge, edges, grad_fn_class
+from .gradfn import NO_EDGE, NUMBERS, edge, edges, grad_fn_class
 from .gradfn import _state as _grad_mode
 from .gradient import SAVED_KINDS, ValueSlot, save_value
 from .node import Node, const, dtype_name, leaf
@@ -125,8 +125,8 @@ def primitive(name: str, operands: Sequence[Operand], dt: np.dtype | None = None
                 in_graph = True
             else:
                 unbound = True
-        else:  # a Python float is cast by the ufunc as the array (NEP 50), without a 0-d array
-            arrays.append(float(o) if (dt is _F64 or dt is _F32) and type(o) in _NUMBERS else np.asarray(o, dtype=dt))
+        else:
+            arrays.append(_number_array(o, dt))
             recorded.append(o)
     if index:  # int64 positions stay int64, the others are cast
         arrays = [o._value if k in index else operand_array(o, dt) for k, o in enumerate(operands)]
@@ -186,7 +186,7 @@ def then(t: Tensor, name: str, number: float) -> Tensor:
     if type(t._nd) is not Pending:  # no graph, or nodes built at once (traces): in general
         return primitive(name, [t, number], t._value.dtype)
     dt = t._value.dtype
-    value = REGISTRY[name].evaluate((), t._value, float(number) if dt is _F64 or dt is _F32 else np.asarray(number, dtype=dt))
+    value = REGISTRY[name].evaluate((), t._value, _number_array(number, dt))
     if type(value) is not np.ndarray or value.dtype is not dt:
         value = np.asarray(value, dtype=dt)
     t._value = value
@@ -197,7 +197,12 @@ def then(t: Tensor, name: str, number: float) -> Tensor:
 INDEX_OPERANDS = {"gather": (1,), "scatter_add": (1,)}
 _F64, _F32, _BOOL = np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.bool_)
 _ZERO_ONE = frozenset({"gt", "lt", "ge", "le", "eq", "ne", "isnan", "isinf"})  # already 1.0 or 0.0
-_NUMBERS = frozenset({float, int, bool})
+
+
+def _number_array(o: Operand, dt: np.dtype) -> Any:
+    """A number operand as a ufunc takes it in `dt`: a Python float for float32 and float64
+    (the ufunc casts it as the array, NEP 50, without making a 0-d array), else a 0-d array."""
+    return float(o) if (dt is _F64 or dt is _F32) and type(o) in NUMBERS else np.asarray(o, dtype=dt)
 
 
 def _node_dtype(dt: np.dtype) -> str:
