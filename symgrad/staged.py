@@ -59,7 +59,7 @@ class Entry:
     outputs: list[Output]
     compile_seconds: float
     hits: int = 0
-    fast: Callable | None = None  # its native entry, built on the second call (see Staged.__call__)
+    fast: Callable | None | bool = None  # its native entry, built on the second call; False: it has none
     counted: int = 0  # the native entry's calls already credited to hits
 
 
@@ -80,8 +80,7 @@ class Staged:
     misses: int = 0
     evictions: int = 0
     _lock: threading.RLock = field(default_factory=threading.RLock)
-    _fast: Callable | None = None  # the native entry installed as __call__
-    _fast_owner: Entry | None = None
+    _fast_owner: Entry | None = None  # the signature called last (its native entry is __call__)
 
     def __post_init__(self) -> None:
         base = type(self)
@@ -120,16 +119,22 @@ class Staged:
             DEFAULT_CACHE.stats.hits += 1
         # the native entry is built on the second call of a signature: a function called once
         # does not pay for it (first-call latency), a loop gets it right away
-        if entry.fast is None and entry.hits:
-            entry.fast = self._fast_path(entry, treedef, arrays)
-        self._install(entry.fast, entry)
+        if entry.fast is None and entry.hits:  # (decided once per signature)
+            entry.fast = self._fast_path(entry, treedef, arrays) or False
+        self._install(entry)
         return self._run(entry, arrays)
 
-    def _install(self, fast: Callable | None, owner: Entry | None) -> None:
-        """Make `fast` this transform's __call__ (None: the Python path)."""
+    @property
+    def _fast(self) -> Callable | None:
+        """The native entry that is this transform's __call__, if any."""
+        owner = self._fast_owner
+        return owner.fast or None if owner is not None else None
+
+    def _install(self, owner: Entry | None) -> None:
+        """Make `owner`'s native entry this transform's __call__ (none, or no owner: the Python path)."""
         self._settle_fast_calls()
-        self._fast, self._fast_owner = fast, owner
-        cls = type(self)
+        self._fast_owner = owner
+        cls, fast = type(self), self._fast
         if not cls.__dict__.get("_own"):
             return
         if fast is not None:
@@ -155,7 +160,7 @@ class Staged:
     def clear(self) -> None:
         """Forget every compiled signature (symgrad.clear_cache)."""
         with self._lock:
-            self._install(None, None)
+            self._install(None)
             self.entries.clear()
             self.evictions = 0
 
@@ -163,7 +168,7 @@ class Staged:
         """Credit the calls that took the native entry (counted natively) to its entry's statistics."""
         with self._lock:  # (two threads must not credit the same calls)
             owner = self._fast_owner
-            if owner is not None and owner.fast is not None:
+            if owner is not None and owner.fast:
                 calls = owner.fast.__self__.calls()
                 owner.hits += calls - owner.counted
                 DEFAULT_CACHE.stats.hits += calls - owner.counted
