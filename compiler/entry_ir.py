@@ -88,15 +88,19 @@ class _EntryWriter:
         self.body.append(f"{name}:")
 
     def mismatch(self, name: str) -> None:
-        """Label `name`, where an argument is not what the entry takes: the fallback's result
-        when the entry has one (nothing is allocated yet), else on to raise the error."""
+        """Label `name`, where an argument is not what the entry takes: on to `fallback` when
+        the entry has one (nothing is allocated yet), else on to raise the error."""
         self.label(name)
         fallback = self.value(f'load ptr, ptr @"{FALLBACK_GLOBAL}"')
-        self.branch(self.value(f"icmp eq ptr {fallback}, null"), f"{name}.raise", f"{name}.fallback")
-        self.label(f"{name}.fallback")
+        self.branch(self.value(f"icmp eq ptr {fallback}, null"), f"{name}.raise", "fallback")
+        self.label(f"{name}.raise")
+
+    def fallback(self) -> None:
+        """The fallback's result for the arguments as they came (positional and keywords)."""
+        self.label("fallback")
+        fallback = self.value(f'load ptr, ptr @"{FALLBACK_GLOBAL}"')
         result = self.call("ptr", "PyObject_Vectorcall", f"ptr {fallback}, ptr %args, i64 %nargs, ptr %kwnames")
         self.emit(f"ret ptr {result}")
-        self.label(f"{name}.raise")
 
     def branch(self, condition: str, good: str, bad: str) -> None:
         self.emit(f"br i1 {condition}, label %{good}, label %{bad}")
@@ -172,6 +176,7 @@ class _EntryWriter:
         self.run_kernel()
         self.result()
         self.fail()
+        self.fallback()
         head = f'define ptr @"{s.symbol}"(ptr %self, ptr %args, i64 %nargs, ptr %kwnames) {{'
         return "\n".join([*self.globals, "", head, *self.body, "}", ""])
 
