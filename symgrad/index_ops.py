@@ -168,8 +168,8 @@ def remember_view(view: Tensor, base: Tensor, remake: Any) -> None:
     views = base._storage.views
     if views is None:
         views = base._storage.views = []
-    elif len(views) >= 8:  # drop the views that died (a parameter gets new ones every step)
-        views[:] = [v for v in views if v[0]() is not None]
+    elif len(views) >= 8 and not len(views) & (len(views) - 1):  # at 8, 16, 32...: drop the views
+        views[:] = [v for v in views if v[0]() is not None]  # that died (a parameter gets new ones every step)
     views.append((weakref.ref(view), weakref.ref(base), remake))  # weakly: no cycle through the storage
 
 
